@@ -1,0 +1,91 @@
+"""Returns and advantages: how much better an action was than expected.
+
+All functions work along the last dim (time, or the group) and over any leading batch shape.
+Masks mark real tokens (1) in right-padded sequences; padded steps get 0 and never leak into the
+values of real steps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape
+
+STD_KINDS = ("unbiased", "population", "none")
+
+
+def _check_discount(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
+def discounted_returns(rewards, gamma: float, mask=None) -> Tensor:
+    """G_t = sum_{l >= 0} gamma^l r_{t+l} along the last dim (rewards at padded steps count 0)."""
+    _check_discount("gamma", gamma)
+    r = as_tensor(rewards, "rewards")
+    if r.dim() == 0:
+        raise ValueError("rewards must have a time dimension: shape [..., T]")
+    m = check_mask(mask, r)
+    if m is not None:
+        r = r * m
+    out = torch.zeros_like(r)
+    running = torch.zeros_like(r[..., 0])
+    for t in range(r.shape[-1] - 1, -1, -1):
+        running = r[..., t] + gamma * running
+        out[..., t] = running
+    return out if m is None else out * m
+
+
+def gae(rewards, values, gamma: float, lam: float, mask=None) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016). Returns (advantages, returns).
+
+    delta_t = r_t + gamma V_{t+1} - V_t, with V = 0 after the last (real) step;
+    A_t = sum_l (gamma lam)^l delta_{t+l};  returns = A + V (the value target).
+    lam = 1 gives Monte-Carlo returns minus V; lam = 0 gives the one-step TD error.
+    """
+    _check_discount("gamma", gamma)
+    _check_discount("lam", lam)
+    r = as_tensor(rewards, "rewards")
+    v = as_tensor(values, "values", like=r)
+    check_same_shape(rewards=r, values=v)
+    if r.dim() == 0:
+        raise ValueError("rewards must have a time dimension: shape [..., T]")
+    m = check_mask(mask, r)
+    if m is None:
+        m = torch.ones_like(r)
+    v = v * m
+    next_v = torch.cat([v[..., 1:], torch.zeros_like(v[..., :1])], dim=-1)
+    deltas = (r + gamma * next_v - v) * m
+    adv = torch.zeros_like(r)
+    running = torch.zeros_like(r[..., 0])
+    for t in range(r.shape[-1] - 1, -1, -1):
+        running = deltas[..., t] + gamma * lam * running * m[..., t]
+        adv[..., t] = running
+    adv = adv * m
+    return adv, (adv + v) * m
+
+
+def group_relative_advantages(rewards, eps: float = 1e-6, std: str = "unbiased") -> Tensor:
+    """GRPO's advantage: (r - mean) / (std + eps) within each group (last dim = the G samples).
+
+    `std` chooses the spread: "unbiased" (n-1, torch.std's default, as in DeepSeekMath and TRL),
+    "population" (n), or "none" to only subtract the mean (Dr. GRPO's remedy for the length and
+    difficulty bias of dividing by std). A group of identical rewards gives 0 everywhere, never NaN:
+    it teaches nothing, and that is what the zero says.
+    """
+    if std not in STD_KINDS:
+        raise ValueError(f"unknown std {std!r}; expected one of {', '.join(STD_KINDS)}")
+    if not (isinstance(eps, (int, float)) and eps >= 0):
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    r = as_tensor(rewards, "rewards")
+    if r.dim() == 0 or r.shape[-1] < 1:
+        raise ValueError("rewards must have shape [..., G]: one group of G samples per prompt")
+    centred = r - r.mean(dim=-1, keepdim=True)
+    if std == "none":
+        return centred
+    g = r.shape[-1]
+    if std == "unbiased" and g < 2:
+        return torch.zeros_like(r)
+    spread = r.std(dim=-1, keepdim=True, correction=1 if std == "unbiased" else 0)
+    # A zero spread means every centred value is exactly 0; guard the 0/0 when eps is 0.
+    return torch.where(spread > 0, centred / (spread + eps), torch.zeros_like(centred))
