@@ -1,0 +1,104 @@
+"""Entry point of ``rlhf-explorer``: a command-line front door that opens the GUI by default.
+
+Headless sub-commands (training from a config, exporting runs, ...) hang off the parser's
+``subparsers`` attribute; register them inside `build_parser`, e.g.::
+
+    cmd = parser.subparsers.add_parser("train", help="run a config without the GUI")
+    cmd.add_argument("config")
+    cmd.set_defaults(func=run_train)  # func(args: Namespace) -> int exit status
+
+``main`` calls ``args.func(args)`` when a sub-command was given and opens the window otherwise.
+A handler should import what it needs inside itself, so that ``--help`` stays fast.
+
+Nothing at module level may import Qt: ``--help`` and the headless commands must work on a
+machine without a display or without PySide6 loaded at all (tests/test_app.py checks it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+
+APP_NAME = "rlhf-explorer"
+APP_DISPLAY_NAME = "RLHF Explorer"
+ORGANIZATION = "rlhf-explorer"
+
+
+def app_version() -> str:
+    """The installed package version, or "dev" when running from an uninstalled tree."""
+    try:
+        return metadata.version(APP_NAME)
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI parser. Its ``subparsers`` attribute is where headless sub-commands go."""
+    parser = argparse.ArgumentParser(
+        prog=APP_NAME,
+        description=(
+            "A desktop lab to watch RLHF happen on a tiny GPT, live. "
+            "Without a command, opens the window."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {app_version()}")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="folder for runs and rankings (default: the user data folder)",
+    )
+    subparsers = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        title="commands",
+        description="headless commands; without one, the window opens",
+    )
+    # argparse gives no public handle back to the sub-parsers action; keep one on the parser.
+    parser.subparsers = subparsers  # type: ignore[attr-defined]
+    # Headless sub-commands (explorer/cli.py imports no Qt).
+    from explorer.cli import register
+
+    register(subparsers)
+    return parser
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    """Create the QApplication, show the main window and run the event loop.
+
+    `args.data_dir` is parsed already; the run storage will take it when it lands.
+    """
+    # Qt is imported here, not at module level, so the CLI never needs a display.
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.main_window import MainWindow
+
+    # Identity first: QSettings and the platform's data folders derive their paths from it.
+    QApplication.setApplicationName(APP_NAME)
+    QApplication.setApplicationDisplayName(APP_DISPLAY_NAME)
+    QApplication.setOrganizationName(ORGANIZATION)
+    QApplication.setApplicationVersion(app_version())
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # Fusion looks the same on every platform and, since Qt 6.5, takes its palette from the
+    # platform theme, so it follows the system's dark/light setting.
+    app.setStyle("Fusion")
+    window = MainWindow()
+    window.show()
+    return app.exec()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if args.command is not None:
+        if func is None:
+            parser.error(f"command {args.command!r} has no handler")
+        return int(func(args) or 0)
+    return run_gui(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

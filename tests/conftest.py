@@ -1,0 +1,29 @@
+"""Shared test setup: Qt runs offscreen, and no test may leak a running thread."""
+
+import os
+import threading
+
+import pytest
+
+# Must happen before any QApplication exists (pytest-qt creates one lazily on first use), so
+# Qt tests run on machines without a display. setdefault lets a developer override it, e.g.
+# QT_QPA_PLATFORM=xcb to watch a test.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """Fail a test that leaves an extra non-daemon Python thread running.
+
+    A leaked thread keeps the interpreter alive after the suite and lets one test's training
+    loop race the next. QThreads are not Python threads and are not visible here; the worker
+    tests check them separately (isRunning() after stop + wait).
+    """
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+    for thread in leaked:
+        # A thread that is finishing anyway gets a moment before it counts as leaked.
+        thread.join(timeout=1.0)
+    leaked = [t for t in leaked if t.is_alive()]
+    assert not leaked, f"test left threads running: {[t.name for t in leaked]}"
