@@ -1,0 +1,20 @@
+"""One objective per file; `make_objective` is the only place that maps a name to a class."""
+
+from core.algorithms.base import Objective, PolicyOutput, Rollout
+from core.algorithms.grpo import GRPO
+from core.algorithms.kl_penalty import KLPenalty
+from core.algorithms.ppo import PPO
+from core.algorithms.reinforce import Reinforce
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.name: cls for cls in (Reinforce, KLPenalty, PPO, GRPO)
+}
+
+
+def make_objective(cfg) -> Objective:
+    if cfg.algo not in OBJECTIVES:
+        raise ValueError(f"unknown objective {cfg.algo!r}; expected one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[cfg.algo](cfg)
+
+
+__all__ = ["OBJECTIVES", "Objective", "PolicyOutput", "Rollout", "make_objective"]

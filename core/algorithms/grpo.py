@@ -16,7 +16,11 @@ GRPO loss sits near 0 while the reward rises: watch the reward, not the loss.
 
 from __future__ import annotations
 
-from core.algorithms.ppo import clipped_surrogate_loss
+from dataclasses import replace
+
+from core.advantages import group_relative_advantages
+from core.algorithms.base import Objective, broadcast_sequence, stats
+from core.algorithms.ppo import approx_kl, clipped_surrogate_loss
 from core.kl import kl_estimate
 from core.tensor_utils import Tensor, check_mask, masked_mean
 
@@ -28,3 +32,29 @@ def grpo_loss(logp_new, logp_old, logp_ref, advantages, clip_eps: float = 0.2, b
     kl = kl_estimate(logp_new, logp_ref.detach(), "k3")
     kl_mean = masked_mean(kl, check_mask(mask, kl))
     return surrogate + beta * kl_mean, clip_frac, kl_mean.detach()
+
+
+class GRPO(Objective):
+    """GRPO as the trainer runs it: consecutive rows of the batch form the groups."""
+
+    name = "grpo"
+
+    def prepare(self, batch, beta):
+        cfg, mask = self.cfg, batch.mask
+        groups = batch.scores.view(-1, batch.group_size)
+        seq_adv = group_relative_advantages(groups, std=cfg.grpo_std).reshape(-1)
+        advantages = broadcast_sequence(seq_adv, mask)
+        # groups whose rewards are all equal have zero advantage: they teach nothing
+        zero_std = (groups.max(dim=-1).values == groups.min(dim=-1).values).float().mean()
+        metrics = {**stats("advantage", advantages, mask), "reward/frac_zero_std": float(zero_std)}
+        return replace(batch, advantages=advantages), metrics
+
+    def loss(self, out, batch, beta):
+        mask = batch.mask
+        loss, clip_frac, kl = grpo_loss(out.logp, batch.logp_old, batch.logp_ref,
+                                        batch.advantages, self.cfg.clip_eps, beta, mask)
+        ent = masked_mean(out.entropy, mask)
+        total = loss - self.cfg.ent_coef * ent
+        return total, {"loss/policy": loss.detach(), "policy/clip_frac": clip_frac,
+                       "policy/approx_kl": approx_kl(out.logp, batch.logp_old, mask),
+                       "kl/loss_k3": kl}

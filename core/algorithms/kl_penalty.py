@@ -12,8 +12,13 @@ Departure: means run over real tokens (mask) instead of per-episode sums.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
+from core.algorithms.base import MovingAverageBaseline, Objective, broadcast_sequence, stats
+from core.algorithms.ppo import approx_kl, value_loss
+from core.kl import kl_estimate
 from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape, masked_mean
 
 
@@ -28,3 +33,49 @@ def kl_penalty_loss(logp_new, logp_old, advantages, kl, beta, mask=None) -> Tens
     ratio = torch.exp(logp_new - logp_old.detach())
     surrogate = masked_mean(ratio * adv.detach(), m)
     return -(surrogate - beta * masked_mean(kl, m))
+
+
+class KLPenalty(Objective):
+    """The KL-penalised surrogate as the trainer runs it, with the KL to the frozen reference.
+
+    Advantage of a completion: its score minus a baseline (none, a moving average of past scores,
+    or a learned V(s_t)), the same on every token. The KL term is per-token `kl_estimator` against
+    the reference, in the loss, weighted by beta from the adaptive controller. Use k2 or k3 here:
+    as a loss, k1's gradient is zero in expectation (E_pi[grad log pi] = 0), so it would not
+    regularise at all; k2's gradient equals the KL's own.
+    """
+
+    name = "kl_penalty"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.needs_value_head = cfg.baseline == "value"
+        self.moving = MovingAverageBaseline(cfg.baseline_momentum)
+
+    def prepare(self, batch, beta):
+        cfg, mask = self.cfg, batch.mask
+        returns = broadcast_sequence(batch.scores, mask)
+        if cfg.baseline == "value":
+            b = batch.values_old * mask
+        elif cfg.baseline == "moving_average":
+            b = torch.full_like(returns, self.moving.value) * mask
+            self.moving.update(float(batch.scores.mean()))
+        else:
+            b = torch.zeros_like(returns)
+        advantages = (returns - b) * mask
+        return replace(batch, advantages=advantages, returns=returns), stats(
+            "advantage", advantages, mask)
+
+    def loss(self, out, batch, beta):
+        cfg, mask = self.cfg, batch.mask
+        kl_t = kl_estimate(out.logp, batch.logp_ref, cfg.kl_estimator)
+        pg = kl_penalty_loss(out.logp, batch.logp_old, batch.advantages, kl_t, beta, mask)
+        ent = masked_mean(out.entropy, mask)
+        total = pg - cfg.ent_coef * ent
+        metrics = {"loss/policy": pg.detach(),
+                   "policy/approx_kl": approx_kl(out.logp, batch.logp_old, mask)}
+        if out.values is not None:
+            vl = value_loss(out.values, batch.returns, mask)
+            total = total + cfg.vf_coef * vl
+            metrics["loss/value"] = vl.detach()
+        return total, metrics

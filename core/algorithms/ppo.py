@@ -18,9 +18,14 @@ Choices where libraries disagree, stated:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape, masked_mean
+from core.advantages import gae
+from core.algorithms.base import Objective, explained_variance, stats
+from core.kl import kl_penalized_rewards
+from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape, masked_mean, whiten
 
 
 def _ratio_inputs(logp_new, logp_old, advantages):
@@ -78,3 +83,42 @@ def approx_kl(logp_new, logp_old, mask=None) -> Tensor:
     d = as_tensor(logp_new, "logp_new") - as_tensor(logp_old, "logp_old")
     est = (torch.exp(d) - 1.0 - d).detach()
     return masked_mean(est, check_mask(mask, est))
+
+
+class PPO(Objective):
+    """PPO for RLHF as the trainer runs it (lm-human-preferences / TRL's PPO shape).
+
+    Per-token reward: the sequence score on the last token, -beta * KL_t to the reference on every
+    token (`kl_in == "reward"`). A value head on the policy's trunk gives V(s_t); GAE(gamma, lambda)
+    gives advantages and the value targets (returns = A + V_old); advantages are whitened over the
+    batch. Then `epochs` passes of `minibatches` minibatches of
+        loss = -L_clip + c1 * L_VF - c2 * S.
+    Departure: the value head shares the policy's trunk (one model on a laptop) instead of a
+    separate critic; c1 keeps its gradient from swamping the policy's. No value clipping.
+    """
+
+    name = "ppo"
+    needs_value_head = True
+
+    def prepare(self, batch, beta):
+        cfg, mask = self.cfg, batch.mask
+        kl_t = self.token_kl(batch.logp_old, batch)
+        rewards = kl_penalized_rewards(batch.scores, kl_t, self.reward_kl_beta(beta), mask)
+        advantages, returns = gae(rewards, batch.values_old, cfg.gamma, cfg.gae_lambda, mask)
+        raw = stats("advantage", advantages, mask)
+        if cfg.whiten_advantages:
+            advantages = whiten(advantages, mask)
+        metrics = {**raw, "value/explained_variance":
+                   explained_variance(batch.values_old, returns, mask)}
+        return replace(batch, advantages=advantages, returns=returns), metrics
+
+    def loss(self, out, batch, beta):
+        cfg, mask = self.cfg, batch.mask
+        pg, clip_frac = clipped_surrogate_loss(out.logp, batch.logp_old, batch.advantages,
+                                               cfg.clip_eps, mask)
+        vl = value_loss(out.values, batch.returns, mask)
+        ent = masked_mean(out.entropy, mask)
+        total = pg + cfg.vf_coef * vl - cfg.ent_coef * ent + self.kl_loss_term(out, batch, beta)
+        return total, {"loss/policy": pg.detach(), "loss/value": vl.detach(),
+                       "policy/clip_frac": clip_frac,
+                       "policy/approx_kl": approx_kl(out.logp, batch.logp_old, mask)}

@@ -11,6 +11,14 @@ learning rate does not depend on the completion length; (G - b) is treated as a 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import torch
+
+from core.advantages import discounted_returns
+from core.algorithms.base import MovingAverageBaseline, Objective, stats
+from core.algorithms.ppo import value_loss
+from core.kl import kl_penalized_rewards
 from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape, masked_mean
 
 
@@ -36,3 +44,52 @@ def reinforce_loss(logp, returns, baseline=None, mask=None) -> Tensor:
             raise ValueError(f"baseline {tuple(b.shape)} changed the shape of returns")
     weight = g.detach()
     return -masked_mean(weight * logp, check_mask(mask, logp))
+
+
+class Reinforce(Objective):
+    """REINFORCE as the trainer runs it.
+
+    Per-token reward: the sequence score on the last token, minus beta * KL_t to the reference on
+    every token when `kl_in == "reward"`. G_t = discounted return; the gradient weight of token t is
+    gamma^t (G_t - b_t) (the lecture's gamma^t factor; with gamma = 1 it is 1). Baseline: none, a
+    moving average of G_0 over past steps (never this batch, so it stays unbiased), or a learned
+    V(s_t) from a value head trained with c1 * (V - G)^2 / 2.
+    """
+
+    name = "reinforce"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.needs_value_head = cfg.baseline == "value"
+        self.moving = MovingAverageBaseline(cfg.baseline_momentum)
+
+    def prepare(self, batch, beta):
+        cfg, mask = self.cfg, batch.mask
+        kl_t = self.token_kl(batch.logp_old, batch)
+        rewards = kl_penalized_rewards(batch.scores, kl_t, self.reward_kl_beta(beta), mask)
+        returns = discounted_returns(rewards, cfg.gamma, mask)
+        if cfg.baseline == "value":
+            b = batch.values_old * mask
+        elif cfg.baseline == "moving_average":
+            b = torch.full_like(returns, self.moving.value) * mask
+            self.moving.update(float(returns[:, 0].mean()))
+        else:
+            b = torch.zeros_like(returns)
+        discount = cfg.gamma ** torch.arange(mask.shape[1], device=mask.device, dtype=mask.dtype)
+        advantages = discount * (returns - b) * mask
+        metrics = stats("advantage", advantages, mask)
+        metrics["reward/baseline"] = float(masked_mean(b[:, 0], None))
+        return replace(batch, advantages=advantages, returns=returns), metrics
+
+    def loss(self, out, batch, beta):
+        cfg, mask = self.cfg, batch.mask
+        # (G - b) and gamma^t were folded into `advantages` by prepare().
+        pg = reinforce_loss(out.logp, batch.advantages, mask=mask)
+        ent = masked_mean(out.entropy, mask)
+        total = pg - cfg.ent_coef * ent + self.kl_loss_term(out, batch, beta)
+        metrics = {"loss/policy": pg.detach()}
+        if out.values is not None:
+            vl = value_loss(out.values, batch.returns, mask)
+            total = total + cfg.vf_coef * vl
+            metrics["loss/value"] = vl.detach()
+        return total, metrics

@@ -1,0 +1,128 @@
+"""The one interface every objective implements, and the rollout values it works on.
+
+The trainer does: rollout -> rewards -> `objective.prepare` (advantages, returns) -> for each
+epoch and minibatch, `objective.loss` -> backward -> step. It never asks which objective it runs;
+an objective that needs something (a value head, a fresh pass for old log-probs) says so here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from core.config import RunConfig
+from core.kl import kl_estimate
+from core.tensor_utils import Tensor, masked_mean
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One step's samples. Completion-aligned tensors are [B, T]; `mask` marks real tokens."""
+
+    input_ids: Tensor            # [B, P+T] prompt (left-padded) then completion
+    attention_mask: Tensor       # [B, P+T]
+    prompt_len: int              # P: completions start here
+    mask: Tensor                 # [B, T] float, 1 up to and including EOS
+    logp_old: Tensor             # [B, T] log-probs of the policy that sampled (no grad)
+    logp_ref: Tensor             # [B, T] frozen reference log-probs
+    values_old: Tensor | None    # [B, T] value estimates at rollout time (when a head exists)
+    scores: Tensor               # [B] the reward being optimised (task, ranks or a model)
+    group_size: int              # completions per prompt, consecutive rows
+    advantages: Tensor | None = None   # [B, T], filled by prepare()
+    returns: Tensor | None = None      # [B, T]
+
+    def select(self, idx: Tensor) -> Rollout:
+        """Rows `idx` of every batch tensor (minibatches)."""
+        def pick(t):
+            return None if t is None else t[idx]
+        return replace(self, input_ids=self.input_ids[idx],
+                       attention_mask=self.attention_mask[idx], mask=self.mask[idx],
+                       logp_old=self.logp_old[idx], logp_ref=self.logp_ref[idx],
+                       values_old=pick(self.values_old), scores=self.scores[idx],
+                       advantages=pick(self.advantages), returns=pick(self.returns))
+
+
+@dataclass(frozen=True)
+class PolicyOutput:
+    """What a forward pass with gradients gives the loss, aligned with Rollout.mask."""
+
+    logp: Tensor                 # [b, T]
+    entropy: Tensor              # [b, T] per-token entropy of the sampling distribution
+    values: Tensor | None        # [b, T] when the objective uses a value head
+
+
+class Objective:
+    """Base class: subclasses set `name`, and implement prepare() and loss()."""
+
+    name = "objective"
+    #: the trainer gives the policy a value head and fills Rollout.values_old
+    needs_value_head = False
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+    def needs_old_logp_pass(self) -> bool:
+        """Several updates per batch need log-probs frozen before the first one, computed by the
+        same forward pass as training (the sampler's own log-probs differ by rounding, and by
+        truncation under top-k)."""
+        return self.cfg.epochs * self.cfg.minibatches > 1 or self.cfg.top_k > 0
+
+    def prepare(self, batch: Rollout, beta: float) -> tuple[Rollout, dict[str, float]]:
+        """Advantages and returns for the batch (no gradients), plus metrics about them."""
+        raise NotImplementedError
+
+    def loss(self, out: PolicyOutput, batch: Rollout,
+             beta: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """(loss to minimise, metrics) on a minibatch. Metric names are slash-grouped."""
+        raise NotImplementedError
+
+    # --- pieces several objectives share
+    def token_kl(self, logp: Tensor, batch: Rollout) -> Tensor:
+        return kl_estimate(logp, batch.logp_ref, self.cfg.kl_estimator) * batch.mask
+
+    def kl_loss_term(self, out: PolicyOutput, batch: Rollout, beta: float) -> Tensor:
+        """beta * mean KL to the reference, when the config puts the KL in the loss."""
+        if self.cfg.kl_in != "loss" or beta == 0:
+            return out.logp.new_zeros(())
+        return beta * masked_mean(self.token_kl(out.logp, batch), batch.mask)
+
+    def reward_kl_beta(self, beta: float) -> float:
+        """beta applied inside the per-token reward (0 when the KL goes in the loss)."""
+        return beta if self.cfg.kl_in == "reward" else 0.0
+
+
+class MovingAverageBaseline:
+    """b <- m b + (1 - m) mean(G), debiased like Adam so the first steps are not pulled to 0."""
+
+    def __init__(self, momentum: float):
+        self.momentum = momentum
+        self._avg = 0.0
+        self._weight = 0.0
+
+    @property
+    def value(self) -> float:
+        return self._avg / self._weight if self._weight else 0.0
+
+    def update(self, mean_return: float) -> None:
+        self._avg = self.momentum * self._avg + (1 - self.momentum) * mean_return
+        self._weight = self.momentum * self._weight + (1 - self.momentum)
+
+
+def explained_variance(values: Tensor, returns: Tensor, mask: Tensor) -> float:
+    """1 - Var(returns - V) / Var(returns): 1 = the critic predicts perfectly, <= 0 = no better
+    than a constant."""
+    var_ret = masked_mean((returns - masked_mean(returns, mask)) ** 2, mask)
+    resid = returns - values
+    var_res = masked_mean((resid - masked_mean(resid, mask)) ** 2, mask)
+    return float(1 - var_res / var_ret) if var_ret > 0 else float("nan")
+
+
+def broadcast_sequence(values: Tensor, mask: Tensor) -> Tensor:
+    """A per-sequence value [B] placed on every real token [B, T]."""
+    return values[:, None].to(mask.dtype) * mask
+
+
+def stats(name: str, x: Tensor, mask: Tensor) -> dict[str, float]:
+    mean = masked_mean(x, mask)
+    std = masked_mean((x - mean) ** 2, mask).sqrt()
+    return {f"{name}/mean": float(mean), f"{name}/std": float(std)}
+

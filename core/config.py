@@ -1,0 +1,285 @@
+"""RunConfig: every knob of a run in one validated dataclass.
+
+Help text, bounds, choices, which objectives a knob applies to and whether it may change mid-run
+live once, in each field's metadata (`knob(...)`); the CLI's help, the GUI's tooltips and spin-box
+limits and the validation below all read it from there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ALGOS = ("reinforce", "kl_penalty", "ppo", "grpo")
+REWARD_SOURCES = ("true", "ranked", "learned")
+ALL = ALGOS
+
+
+def knob(default, help: str, *, min=None, max=None, choices=None, algos=ALL, sources=None,
+         live: bool = False, group: str = "general", per_algo: dict | None = None):
+    """A dataclass field carrying its own documentation and limits.
+
+    algos: objectives that use it (the GUI hides it for others); sources: reward sources that use
+    it (None = all); live: may be changed while a run goes (applied at the next step);
+    per_algo: a different default for some objectives (`RunConfig.for_algo`).
+    """
+    meta = dict(help=help, min=min, max=max, choices=choices, algos=tuple(algos),
+                sources=sources, live=live, group=group, per_algo=per_algo or {})
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # --- what to run
+    task: str = knob("sentiment", "Task: corpus, prompts and hidden true reward.",
+                     choices=("sentiment", "arithmetic", "length"), group="run")
+    algo: str = knob("grpo", "Objective that updates the policy.", choices=ALGOS, group="run")
+    reward_source: str = knob(
+        "true", "Where rewards come from: the task's true reward, ranks from a simulated annotator "
+        "(direct assignment), or a reward model learned from annotator rankings.",
+        choices=REWARD_SOURCES, group="run")
+    steps: int = knob(150, "Number of RL steps (rollout + update).", min=1, max=100_000,
+                      group="run")
+    seed: int = knob(0, "Seed for prompts, sampling and initialisation.", min=0, max=2**31 - 1,
+                     group="run")
+    device: str = knob("auto", "Where torch runs: auto picks CUDA when available.",
+                       choices=("auto", "cpu", "cuda"), group="run")
+    threads: int = knob(0, "torch CPU threads; 0 = auto (all cores but one). Two threads "
+                        "slow 3-50x when another busy process or the GUI shares two cores.",
+                        min=0, max=256, group="run")
+    checkpoint: str = knob("", "Base model checkpoint (safetensors); empty = the task's shipped "
+                           "one in assets/.", group="run")
+
+    # --- rollout
+    prompts_per_step: int = knob(8, "Distinct prompts per step.", min=1, max=1024,
+                                 group="rollout")
+    group_size: int = knob(8, "Completions per prompt (GRPO's G; the annotator ranks a group).",
+                           min=2, max=256, group="rollout")
+    max_new_tokens: int = knob(0, "Completion length in characters; 0 = the task's default.",
+                               min=0, max=120, group="rollout")
+    temperature: float = knob(1.0, "Sampling temperature (log-probs use the same).", min=0.05,
+                              max=5.0, live=True, group="rollout")
+    top_k: int = knob(0, "Sample among the k likeliest tokens; 0 = all.", min=0, max=512,
+                      group="rollout")
+
+    # --- optimisation
+    lr: float = knob(2e-5, "Adam learning rate of the policy.", min=1e-7, max=1e-2, live=True,
+                     group="optimisation",
+                     per_algo={"reinforce": 2e-5, "kl_penalty": 2e-5, "ppo": 1e-5,
+                               "grpo": 2e-5})
+    epochs: int = knob(1, "Passes over each rollout batch.", min=1, max=64, group="optimisation",
+                       per_algo={"ppo": 4})
+    minibatches: int = knob(1, "Minibatches per epoch.", min=1, max=64, group="optimisation",
+                            per_algo={"ppo": 4})
+    max_grad_norm: float = knob(1.0, "Gradient clipping by global norm; 0 = off.", min=0.0,
+                                max=1e3, group="optimisation")
+
+    # --- KL to the reference policy
+    kl_estimator: str = knob("k1", "Per-token KL estimator: k1 unbiased (noisy, can be "
+                             "negative), k2 low variance (biased), k3 unbiased and >= 0. In a "
+                             "loss, k1's gradient is zero in expectation: use k2 or k3 there.",
+                             choices=("k1", "k2", "k3"), group="kl",
+                             per_algo={"grpo": "k3", "kl_penalty": "k2"})
+    kl_in: str = knob("reward", "Where the KL penalty enters: per token in the reward "
+                      "(lm-human-preferences, TRL PPO) or as a term in the loss (GRPO).",
+                      choices=("reward", "loss"), algos=("reinforce", "ppo"), group="kl")
+    kl_controller: str = knob("adaptive", "How beta moves: the lecture's adaptive rule "
+                              "(halve below target/1.5, double above target*1.5), or fixed.",
+                              choices=("adaptive", "fixed"), group="kl",
+                              per_algo={"grpo": "fixed"})
+    beta: float = knob(0.05, "Weight of the KL penalty (starting value when adaptive).",
+                       min=0.0, max=100.0, live=True, group="kl", per_algo={"grpo": 0.04})
+    kl_target: float = knob(4.0, "Adaptive rule's target: KL per completion, in nats.",
+                            min=1e-4, max=100.0, live=True, group="kl")
+    beta_min: float = knob(1e-3, "Lower bound on the adaptive beta (the bare rule can halve it "
+                           "to nothing while the KL is small, then overshoot).", min=0.0,
+                           max=100.0, group="kl")
+    beta_max: float = knob(10.0, "Upper bound on the adaptive beta.", min=0.0, max=1000.0,
+                           group="kl")
+    kl_interval: int = knob(5, "Apply the adaptive rule every N steps, to their mean KL.",
+                            min=1, max=1000, group="kl")
+
+    # --- REINFORCE / returns
+    gamma: float = knob(1.0, "Discount: G_t = sum gamma^l r_{t+l}; the policy gradient is "
+                        "weighted by gamma^t as in the lecture.", min=0.0, max=1.0,
+                        algos=("reinforce", "ppo"), group="returns")
+    baseline: str = knob("moving_average", "REINFORCE baseline b in (G - b): none, a moving "
+                         "average of returns, or a learned value V(s_t).",
+                         choices=("none", "moving_average", "value"),
+                         algos=("reinforce", "kl_penalty"), group="returns")
+    baseline_momentum: float = knob(0.9, "Momentum of the moving-average baseline.", min=0.0,
+                                    max=0.999, algos=("reinforce", "kl_penalty"),
+                                    group="returns")
+
+    # --- PPO
+    clip_eps: float = knob(0.2, "Clip range: ratios outside [1-eps, 1+eps] get no gradient.",
+                           min=0.01, max=1.0, live=True, algos=("ppo", "grpo"), group="ppo")
+    vf_coef: float = knob(0.1, "c1: weight of the value loss (PPO, and learned baselines).",
+                          min=0.0, max=10.0, algos=("reinforce", "kl_penalty", "ppo"),
+                          group="ppo")
+    ent_coef: float = knob(0.0, "c2: entropy bonus weight.", min=0.0, max=1.0, live=True,
+                           algos=("reinforce", "kl_penalty", "ppo", "grpo"), group="ppo")
+    gae_lambda: float = knob(0.95, "GAE lambda: 1 = Monte-Carlo, 0 = one-step TD.", min=0.0,
+                             max=1.0, algos=("ppo",), group="ppo")
+    whiten_advantages: bool = knob(True, "Standardise advantages over the batch.",
+                                   algos=("ppo",), group="ppo")
+
+    # --- GRPO
+    grpo_std: str = knob("unbiased", "Spread used to standardise rewards in a group: unbiased "
+                         "(n-1), population (n), or none (only subtract the mean).",
+                         choices=("unbiased", "population", "none"), algos=("grpo",),
+                         group="grpo")
+
+    # --- rewards from rankings
+    annotator_temperature: float = knob(
+        0.1, "Noise of the simulated annotator: its ranking is drawn from Plackett-Luce over "
+        "true reward / temperature (0 = always sorts correctly).", min=0.0, max=10.0,
+        sources=("ranked", "learned"), group="rewards")
+    rank_scheme: str = knob("normalized", "rank_to_reward scheme for direct assignment.",
+                            choices=("fixed", "normalized", "log", "exp"), sources=("ranked",),
+                            group="rewards")
+    rank_lam: float = knob(1.0, "lambda of the exp scheme.", min=1e-3, max=10.0,
+                           sources=("ranked",), group="rewards")
+    rm_rankings: int = knob(500, "Annotator rankings the reward model is trained on.", min=10,
+                            max=100_000, sources=("learned",), group="rewards")
+    rm_k: int = knob(4, "Completions per ranking for the reward model's data.", min=2,
+                     max=16, sources=("learned",), group="rewards")
+    rm_loss: str = knob("bradley_terry", "Reward-model loss: Bradley-Terry on all pairs of each "
+                        "ranking, or Plackett-Luce on whole rankings.",
+                        choices=("bradley_terry", "plackett_luce"), sources=("learned",),
+                        group="rewards")
+    rm_epochs: int = knob(4, "Reward-model training epochs.", min=1, max=100,
+                          sources=("learned",), group="rewards")
+    rm_lr: float = knob(3e-4, "Reward-model learning rate.", min=1e-6, max=1e-2,
+                        sources=("learned",), group="rewards")
+
+    # --- bookkeeping
+    checkpoint_every: int = knob(50, "Save the policy every N steps (0 = only at the end).",
+                                 min=0, max=100_000, group="run")
+    samples_per_step: int = knob(8, "Completions stored and shown per step.", min=0, max=256,
+                                 group="run")
+
+    def __post_init__(self):
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name))
+        if self.beta_min > self.beta_max:
+            raise ValueError(f"beta_min ({self.beta_min}) must be <= beta_max ({self.beta_max})")
+
+    # --- construction and I/O
+    @classmethod
+    def for_algo(cls, algo: str, **overrides) -> RunConfig:
+        """Defaults for `algo` (its per-objective defaults applied), then `overrides`."""
+        check_value("algo", algo)
+        values = {f.name: f.metadata["per_algo"][algo] for f in fields(cls)
+                  if algo in f.metadata["per_algo"]}
+        values.update(overrides, algo=algo)
+        return cls(**values)
+
+    @property
+    def batch_size(self) -> int:
+        return self.prompts_per_step * self.group_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], algo_defaults: bool = True) -> RunConfig:
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(f.name for f in fields(cls))}")
+        data = {k: coerce(k, v) for k, v in data.items()}
+        if algo_defaults:
+            return cls.for_algo(data.pop("algo", cls.algo), **data)
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.suffix == ".toml":
+            import tomli_w
+
+            path.write_text(tomli_w.dumps(self.to_dict()))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        if not path.exists():
+            raise ValueError(f"config file {path} does not exist")
+        try:
+            data = (tomllib.loads(path.read_text()) if path.suffix == ".toml"
+                    else json.loads(path.read_text()))
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"config file {path} is not valid {path.suffix[1:]}: {exc}") from exc
+        return cls.from_dict(data)
+
+    def with_changes(self, **changes) -> RunConfig:
+        """A validated copy; the trainer uses it for mid-run edits."""
+        return replace(self, **{k: coerce(k, v) for k, v in changes.items()})
+
+
+FIELDS = {f.name: f for f in fields(RunConfig)}
+
+
+def field_info(name: str) -> dict:
+    """The metadata of one knob plus its type and default (for CLI help and the GUI)."""
+    f = FIELDS[name]
+    default = f.default if f.default is not MISSING else None
+    return dict(f.metadata, name=name, type=type(default), default=default)
+
+
+def live_fields() -> list[str]:
+    return [n for n, f in FIELDS.items() if f.metadata["live"]]
+
+
+def applies(name: str, algo: str, source: str) -> bool:
+    """Whether knob `name` matters for this objective and reward source."""
+    meta = FIELDS[name].metadata
+    return algo in meta["algos"] and (meta["sources"] is None or source in meta["sources"])
+
+
+def coerce(name: str, value):
+    """Turn text (from --set or a line edit) into the field's type; other types pass through."""
+    if name not in FIELDS:
+        raise ValueError(f"unknown setting {name!r}; known: {', '.join(FIELDS)}")
+    kind = type(FIELDS[name].default)
+    if not isinstance(value, str) or kind is str:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
+    text = value.strip()
+    try:
+        if kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} expects {kind.__name__}, got {value!r}") from None
+
+
+def check_value(name: str, value) -> None:
+    """Raise ValueError naming the field and what it allows."""
+    meta = FIELDS[name].metadata
+    kind = type(FIELDS[name].default)
+    ok_type = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+               or (kind is float and isinstance(value, int) and not isinstance(value, bool)))
+    if not ok_type:
+        raise ValueError(f"{name} must be {kind.__name__}, got {value!r}")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ValueError(f"{name} must be one of {', '.join(meta['choices'])}; got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        lo, hi = meta["min"], meta["max"]
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"{name} must be in [{lo}, {hi}], got {value!r}")

@@ -1,0 +1,174 @@
+"""r_theta(x, y): a GPT trunk with a scalar head, trained from rankings (the lecture's second way
+to turn preferences into a reward).
+
+The trunk starts as a copy of the base model (it already reads the task's language); the head reads
+the hidden state of the last real token. Training data are rankings of K completions of a prompt
+by the simulated annotator. Bradley-Terry uses every strictly ordered pair of each ranking;
+Plackett-Luce uses the whole ranking at once (for K = 2 they coincide). Held-out accuracy is the
+share of strictly ordered pairs the model orders like the annotator did (`rm/accuracy`), and like
+the hidden true reward does (`rm/true_accuracy`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.batching import encode_pairs, encode_prompts
+from core.model import GPT
+from core.preference import bradley_terry_loss, plackett_luce_nll
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    prompt: str
+    responses: tuple[str, ...]
+    ranks: tuple[int, ...]        # 1 = best, as the annotator gave them
+    true: tuple[float, ...]       # hidden true rewards, for evaluation only
+
+    def to_json(self) -> dict:
+        """The listwise preference form (prompt, responses, ranks)."""
+        return {"prompt": self.prompt, "responses": list(self.responses),
+                "ranks": list(self.ranks)}
+
+
+class RewardModel(nn.Module):
+    def __init__(self, base: GPT):
+        super().__init__()
+        self.trunk = copy.deepcopy(base)
+        for p in self.trunk.parameters():
+            p.requires_grad_(True)
+        self.head = nn.Linear(base.config.n_embd, 1)
+        nn.init.normal_(self.head.weight, std=1e-3)
+        nn.init.zeros_(self.head.bias)
+
+    def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, L] -> [B]: the head on the hidden state of each row's last real token."""
+        hidden = self.trunk.hidden_states(input_ids, attention_mask)
+        L = attention_mask.shape[1]
+        last = L - 1 - torch.argmax(attention_mask.flip(1), dim=1)
+        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        return self.head(h).squeeze(-1)
+
+
+def collect_rankings(policy: GPT, task, annotator, n: int, k: int, max_new_tokens: int,
+                     rng: np.random.Generator, generator: torch.Generator,
+                     temperature: float = 1.0, progress=None, tok=None) -> list[Ranking]:
+    """Sample k completions for each of n prompts from `policy` and have the annotator rank them."""
+    from core.tokenizer import TOKENIZER
+
+    tok = tok or TOKENIZER
+    device = next(policy.parameters()).device
+    out: list[Ranking] = []
+    per_batch = max(1, 64 // k)
+    while len(out) < n:
+        m = min(per_batch, n - len(out))
+        prompts = task.sample_prompts(m, rng)
+        rows = [p for p in prompts for _ in range(k)]
+        ids, mask = encode_prompts(rows, device)
+        sample = policy.generate(ids, mask, max_new_tokens, temperature=temperature,
+                                 eos_id=tok.eos_id, generator=generator)
+        texts = [tok.decode(r) for r in sample.tokens.tolist()]
+        true = task.true_rewards(rows, texts).reshape(m, k)
+        ranks = annotator.rank(true)
+        for i, p in enumerate(prompts):
+            out.append(Ranking(p, tuple(texts[i * k:(i + 1) * k]), tuple(int(x) for x in ranks[i]),
+                               tuple(float(x) for x in true[i])))
+        if progress:
+            progress("collecting rankings", len(out), n)
+    return out
+
+
+def _scores(model: RewardModel, batch: list[Ranking], max_new_tokens: int) -> torch.Tensor:
+    device = next(model.parameters()).device
+    prompts = [r.prompt for r in batch for _ in r.responses]
+    texts = [t for r in batch for t in r.responses]
+    ids, mask, _ = encode_pairs(prompts, texts, max_new_tokens, device)
+    return model.score(ids, mask).view(len(batch), -1)
+
+
+def _pairs(ranks: tuple[int, ...]) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(len(ranks)) for j in range(len(ranks)) if ranks[i] < ranks[j]]
+
+
+def ranking_loss(scores: torch.Tensor, batch: list[Ranking], kind: str) -> torch.Tensor:
+    if kind == "bradley_terry":
+        pairs = [(b, i, j) for b, r in enumerate(batch) for i, j in _pairs(r.ranks)]
+        if not pairs:
+            return scores.sum() * 0
+        b, i, j = (torch.tensor(x, device=scores.device) for x in zip(*pairs, strict=True))
+        return bradley_terry_loss(scores[b, i], scores[b, j])
+    if kind == "plackett_luce":
+        # best first; ties keep their sampled order (a tie says nothing either way)
+        order = torch.tensor([np.argsort(r.ranks, kind="stable") for r in batch],
+                             device=scores.device)
+        return plackett_luce_nll(scores.gather(1, order))
+    raise ValueError(f"unknown reward-model loss {kind!r}; expected bradley_terry or plackett_luce")
+
+
+@torch.no_grad()
+def pairwise_accuracy(model: RewardModel, rankings: list[Ranking], max_new_tokens: int,
+                      against: str = "annotator") -> float:
+    """Share of strictly ordered pairs (by the annotator's ranks, or by true reward) that the
+    model orders the same way."""
+    hits = total = 0
+    for start in range(0, len(rankings), 16):
+        batch = rankings[start:start + 16]
+        s = _scores(model, batch, max_new_tokens).cpu().numpy()
+        for b, r in enumerate(batch):
+            key = r.ranks if against == "annotator" else tuple(-t for t in r.true)
+            for i, j in _pairs(key):
+                hits += s[b, i] > s[b, j]
+                total += 1
+    return hits / total if total else float("nan")
+
+
+def train_reward_model(base: GPT, rankings: list[Ranking], kind: str, epochs: int, lr: float,
+                       max_new_tokens: int, seed: int = 0, holdout: float = 0.2,
+                       progress=None) -> tuple[RewardModel, dict[str, float]]:
+    """Fit r_theta on (1 - holdout) of the rankings; report held-out accuracy and loss."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(rankings))
+    n_val = max(1, int(len(rankings) * holdout))
+    val = [rankings[i] for i in idx[:n_val]]
+    train = [rankings[i] for i in idx[n_val:]]
+    model = RewardModel(base)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    per_batch = 16
+    steps = epochs * math.ceil(len(train) / per_batch)
+    done = 0
+    model.train()
+    for _ in range(epochs):
+        order = rng.permutation(len(train))
+        for start in range(0, len(train), per_batch):
+            batch = [train[i] for i in order[start:start + per_batch]]
+            loss = ranking_loss(_scores(model, batch, max_new_tokens), batch, kind)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            done += 1
+            if progress:
+                progress("training reward model", done, steps)
+    model.eval()
+    with torch.no_grad():
+        val_loss = float(np.mean([
+            float(ranking_loss(_scores(model, val[s:s + 16], max_new_tokens), val[s:s + 16], kind))
+            for s in range(0, len(val), 16)]))
+    metrics = {
+        "rm/accuracy": pairwise_accuracy(model, val, max_new_tokens, "annotator"),
+        "rm/true_accuracy": pairwise_accuracy(model, val, max_new_tokens, "true"),
+        "rm/loss": val_loss,
+    }
+    for p in model.parameters():
+        p.requires_grad_(False)
+    log.info("reward model: %s", metrics)
+    return model, metrics

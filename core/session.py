@@ -1,0 +1,65 @@
+"""Drive a Trainer and record everything it yields into the run store.
+
+The CLI and the GUI worker both call `train_and_record`, so a run saved from either looks the same:
+config first, then one transaction per step (metrics, samples, the edits applied at that step),
+a checkpoint every `checkpoint_every` steps and at the end, and a final status. An exception marks
+the run failed with its traceback and is re-raised; whatever steps finished stay saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Callable
+
+from core.config import RunConfig
+from core.runs import RunStore
+from core.trainer import StepResult, Trainer
+
+log = logging.getLogger(__name__)
+
+
+def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
+                     on_step: Callable[[StepResult], None] | None = None,
+                     on_trainer: Callable[[Trainer], None] | None = None,
+                     run_id: str | None = None) -> tuple[str, str]:
+    """Run `cfg` to the end (or a stop) and return (run_id, status)."""
+    run_id = run_id or store.create_run(cfg.to_dict(), cfg.task, cfg.algo, cfg.reward_source)
+    trainer = None
+    try:
+        trainer = Trainer(cfg, progress)
+        if on_trainer:
+            on_trainer(trainer)
+        rankings = getattr(trainer.reward_source, "rankings", None)
+        if rankings:
+            path = store.checkpoint_path(run_id, 0).parent / "rankings.jsonl"
+            path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in rankings))
+        for result in trainer.run():
+            store.log_step(run_id, result.step, result.metrics, result.samples)
+            for event in result.events:
+                store.log_event(run_id, result.step, event["kind"], event)
+            every = trainer.cfg.checkpoint_every
+            if every and (result.step + 1) % every == 0:
+                _checkpoint(store, run_id, trainer)
+            if on_step:
+                on_step(result)
+        status = "stopped" if trainer.stop_requested else "finished"
+        if trainer.step_index:
+            _checkpoint(store, run_id, trainer)
+        store.finish_run(run_id, status)
+        return run_id, status
+    except KeyboardInterrupt:
+        store.finish_run(run_id, "stopped")
+        raise
+    except BaseException:
+        store.finish_run(run_id, "failed", error=traceback.format_exc())
+        raise
+
+
+def _checkpoint(store: RunStore, run_id: str, trainer: Trainer) -> None:
+    path = store.checkpoint_path(run_id, trainer.step_index)
+    if any(step == trainer.step_index for step, _ in store.checkpoints(run_id)):
+        return
+    trainer.save_policy(path)
+    store.record_checkpoint(run_id, trainer.step_index, path)

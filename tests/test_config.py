@@ -1,0 +1,77 @@
+"""RunConfig: validation names the field and the range; metadata drives everything else."""
+
+import json
+
+import pytest
+
+from core.config import FIELDS, RunConfig, applies, coerce, field_info, live_fields
+
+
+def test_defaults_are_valid_and_per_algo_defaults_apply():
+    assert RunConfig().algo == "grpo"
+    ppo = RunConfig.for_algo("ppo")
+    assert (ppo.epochs, ppo.minibatches) == (4, 4)
+    assert RunConfig.for_algo("grpo").kl_estimator == "k3"
+    assert RunConfig.for_algo("kl_penalty").kl_estimator == "k2"
+    assert RunConfig.for_algo("ppo", epochs=2).epochs == 2
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("clip_eps", 5.0, ["clip_eps", "[0.01, 1.0]"]),
+    ("algo", "dpo", ["algo", "reinforce", "grpo"]),
+    ("group_size", 1, ["group_size", "[2, 256]"]),
+    ("lr", float("nan"), ["lr", "finite"]),
+    ("steps", 2.5, ["steps", "int"]),
+])
+def test_invalid_values_name_the_field_and_range(field, value, words):
+    with pytest.raises(ValueError) as err:
+        RunConfig(**{field: value})
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_every_field_has_help_and_numeric_fields_have_bounds():
+    for name in FIELDS:
+        info = field_info(name)
+        assert info["help"], name
+        if info["type"] in (int, float) and not info["choices"]:
+            assert info["min"] is not None and info["max"] is not None, name
+
+
+def test_applies_hides_knobs_of_other_objectives():
+    assert applies("clip_eps", "ppo", "true")
+    assert not applies("clip_eps", "reinforce", "true")
+    assert applies("rank_scheme", "grpo", "ranked")
+    assert not applies("rank_scheme", "grpo", "true")
+    assert {"lr", "beta", "kl_target", "clip_eps", "ent_coef", "temperature"} <= set(live_fields())
+
+
+def test_coerce_text():
+    assert coerce("lr", "1e-4") == 1e-4
+    assert coerce("steps", "12") == 12
+    assert coerce("whiten_advantages", "off") is False
+    with pytest.raises(ValueError, match="lr expects float"):
+        coerce("lr", "fast")
+    with pytest.raises(ValueError, match="unknown setting"):
+        coerce("learning_rate", "1")
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_save_and_load_round_trip(tmp_path, suffix):
+    cfg = RunConfig.for_algo("ppo", lr=3e-5, task="arithmetic")
+    path = tmp_path / f"run{suffix}"
+    cfg.save(path)
+    assert RunConfig.load(path) == cfg
+
+
+def test_load_errors_are_clear(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"lr": 1e-4, "speed": 3}))
+    with pytest.raises(ValueError, match="unknown setting.*speed"):
+        RunConfig.load(bad)
+    with pytest.raises(ValueError, match="does not exist"):
+        RunConfig.load(tmp_path / "missing.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("lr = = 1")
+    with pytest.raises(ValueError, match="not valid toml"):
+        RunConfig.load(broken)
