@@ -1,0 +1,415 @@
+"""One live plot panel: a few metrics of one or more runs, with smoothing, log y and export."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters as exporters
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from explorer.plots import style
+from explorer.plots.export import add_export_actions, write_long_csv
+from explorer.plots.items import Band, Curve, make_band, make_curve
+from explorer.plots.series import IncrementalEma, MetricSeries, RunSeries
+
+EMPTY_TEXT = "waiting for the first step…"
+X_LABELS = {"step": ("step", ""), "time": ("time", "s")}
+
+# (run label, its series, its colour: anything pg.mkColor takes, or None for the palette's)
+RunEntry = tuple[str, RunSeries, Any]
+
+
+class MetricPlot(QWidget):
+    """A titled pyqtgraph panel drawing `metrics` of every run given to `set_runs`.
+
+    `band` maps a mean metric to its spread (e.g. reward/mean -> reward/std), drawn as a
+    shaded ±1 band. The widget keeps only display caches; the data lives in RunSeries.
+    """
+
+    def __init__(
+        self,
+        title: str,
+        metrics: Sequence[str],
+        *,
+        y_label: str = "",
+        units: str = "",
+        band: Mapping[str, str] | None = None,
+        subtitle: str = "",
+        legend_corner: str = "top-right",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.title = title
+        self.metrics = tuple(metrics)
+        self.band = dict(band or {})
+        self.subtitle = subtitle
+        self._runs: list[tuple[str, RunSeries, QColor]] = []
+        self._curves: dict[tuple[str, str], Curve] = {}
+        self._bands: dict[tuple[str, str], Band] = {}
+        self._smooth: dict[tuple[str, str], IncrementalEma] = {}
+        self._events: dict[str, list[tuple[pg.InfiniteLine, float, float]]] = {}
+        self._alpha = 0.0
+        self._x_axis = "step"
+        self._log_y = False
+        self._ref: tuple[float, str] | None = None
+        self._ref_line: pg.InfiniteLine | None = None
+        self._ref_anchor: pg.PlotDataItem | None = None
+        self._last_key: tuple | None = None
+
+        self.plot_widget = pg.PlotWidget()
+        self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot_widget)
+
+        plot = self.plot_item
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setMenuEnabled(True)
+        # Set on the PlotItem, not only per curve: PlotItem.addItem copies its own menu settings
+        # onto every curve it adds, which would silently undo a per-curve setting.
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.hideButtons()  # the "A" auto-range button overlaps the tick labels on small panels
+        # Put the legend where the curve usually is not: bottom-right for rising curves.
+        offset = {"top-right": (-8, 8), "bottom-right": (-8, -8), "top-left": (8, 8),
+                  "bottom-left": (8, -8)}[legend_corner]
+        self.legend = plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-4)
+        for name in ("left", "bottom"):
+            plot.getAxis(name).enableAutoSIPrefix(False)
+            # Major and minor grid lines only: the third level was clutter, and a third of
+            # each panel's paint time.
+            plot.getAxis(name).setStyle(maxTickLevel=1)
+        self._y_label, self._units = y_label, units
+
+        self._empty = pg.TextItem(EMPTY_TEXT, anchor=(0.5, 0.5))
+        plot.getViewBox().addItem(self._empty, ignoreBounds=True)
+        plot.getViewBox().sigRangeChanged.connect(self._centre_empty_text)
+        add_export_actions(self)
+        self._apply_theme()
+        self._update_empty_state()
+        if subtitle:
+            self.setToolTip(subtitle)
+
+    # ----- configuration -------------------------------------------------------------------
+    def set_runs(self, runs: Sequence[RunEntry]) -> None:
+        """Show these runs (replacing any shown before); colours default to the run palette."""
+        self._clear_items()
+        dark = style.theme_of(self).dark
+        self._runs = [
+            (label, series, style.run_color(i, dark) if color is None else pg.mkColor(color))
+            for i, (label, series, color) in enumerate(runs)
+        ]
+        self._last_key = None
+        self.refresh()
+
+    def set_smoothing(self, alpha: float) -> None:
+        """EMA factor in [0, 0.99]; 0 draws the raw series only."""
+        self._alpha = float(min(max(alpha, 0.0), 0.99))
+
+    def set_x_axis(self, axis: str) -> None:
+        if axis not in X_LABELS:
+            raise ValueError(f"x axis must be 'step' or 'time', got {axis!r}")
+        self._x_axis = axis
+        self.plot_item.setLabel("bottom", *X_LABELS[axis], **self._label_style())
+
+    def set_log_y(self, log: bool) -> None:
+        self._log_y = bool(log)
+        self.plot_item.setLogMode(x=False, y=self._log_y)
+
+    def set_reference_line(self, value: float | None, label: str = "target") -> None:
+        """A dashed horizontal line (e.g. the KL target); None removes it."""
+        self._ref = None if value is None else (float(value), label)
+        self._last_key = None
+
+    @property
+    def options(self) -> tuple[float, str, bool]:
+        return self._alpha, self._x_axis, self._log_y
+
+    # ----- drawing -------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Push new data to the curves; returns False (and touches nothing) if none changed."""
+        key = (tuple(s.version for _, s, _ in self._runs), self.options, self._ref)
+        if key == self._last_key:
+            return False
+        self._last_key = key
+        for label, runs, color in self._runs:
+            for index, metric in enumerate(self.metrics):
+                series = runs.get(metric)
+                if series is not None:
+                    self._draw_curve(label, metric, index, series, color)
+                if metric in self.band:
+                    self._draw_band(label, runs, metric, color)
+            self._draw_events(label, runs, color)
+        self._draw_reference()
+        self._limit_zoom()
+        self._update_empty_state()
+        return True
+
+    def _limit_zoom(self) -> None:
+        # A constant series (beta under a fixed controller) would auto-range onto float noise
+        # and print labels like 0.04000000000000010: never zoom closer than 0.1% of the values.
+        peaks = [np.nanmax(np.abs(c.main.yData)) for c in self._curves.values()
+                 if c.main.yData is not None and len(c.main.yData)]
+        magnitude = max((p for p in peaks if np.isfinite(p)), default=0.0)
+        floor = 1e-3 if self._log_y else max(magnitude * 1e-3, 1e-9)
+        self.plot_item.getViewBox().setLimits(minYRange=floor)
+
+    def has_data(self) -> bool:
+        return any(c.main.xData is not None and len(c.main.xData) for c in self._curves.values())
+
+    def data_items(self) -> list[pg.PlotDataItem]:
+        """The legend's lines, one per (run, metric) present, in drawing order."""
+        return [c.main for c in self._curves.values()]
+
+    def _x_of(self, series: MetricSeries) -> np.ndarray:
+        return series.steps if self._x_axis == "step" else series.times
+
+    def _draw_curve(self, label, metric, index, series: MetricSeries, color) -> None:
+        key = (label, metric)
+        curve = self._curves.get(key) or self._make_curve(key, index, color)
+        stamp = (series.version, self.options)
+        if curve.drawn == stamp:
+            return
+        curve.drawn = stamp
+        x, y = self._x_of(series), series.values
+        x_finite = self._x_axis == "step" or series.n_nonfinite_times == 0
+        if x_finite and series.n_nonfinite == 0 and not self._log_y:
+            # The common case: hand over views of the buffers, no 100k-element masks to build.
+            ok = keep = slice(None)
+        else:
+            ok = np.isfinite(x) & np.isfinite(y)
+            if self._log_y:
+                ok &= y > 0  # log10 of these is undefined; leave them out rather than warn
+            keep = ok
+        if self._alpha > 0:
+            smooth = self._smooth.setdefault(key, IncrementalEma()).of(series, self._alpha)
+            if self._log_y:
+                keep = ok & (smooth > 0)  # NaN exactly where y is not finite, so `ok` covers it
+            curve.main.setData(x[keep], smooth[keep])
+            curve.ghost.setData(x[ok], y[ok])
+            curve.ghost.show()
+        else:
+            curve.main.setData(x[ok], y[ok])
+            if curve.ghost.isVisible():
+                curve.ghost.setData([], [])
+                curve.ghost.hide()
+        self._fit_pen(curve)
+
+    def _fit_pen(self, curve: Curve) -> None:
+        # Qt strokes a pen wider than 1 px slowly, and a peak-decimated line is a zig-zag of
+        # ~2 points per pixel: 1.8 px lines took 1.5 s per dashboard redraw at 100k points.
+        # Draw wide while a curve has few points (the usual 150-step run), thin once decimated.
+        n = 0 if curve.main.xData is None else len(curve.main.xData)
+        wide = n <= max(200.0, self.plot_item.getViewBox().width())
+        if wide != curve.wide:
+            curve.wide = wide
+            pen = pg.mkPen(curve.main.opts["pen"])
+            pen.setWidthF(style.LINE_WIDTH if wide else 1.0)
+            curve.main.setPen(pen)
+
+    def _draw_band(self, label, runs: RunSeries, metric, color) -> None:
+        mean, spread = runs.get(metric), runs.get(self.band[metric])
+        if mean is None or spread is None:
+            return
+        key = (label, metric)
+        band = self._bands.get(key) or self._make_band(key, color)
+        stamp = (mean.version, spread.version, self.options)
+        if band.drawn == stamp:
+            return
+        band.drawn = stamp
+        if self._log_y:
+            # mean - std is often <= 0 for rewards in [0, 1]; a half band would mislead.
+            for item in (band.upper, band.lower, band.fill):
+                item.hide()
+            band.upper.setData([], [])
+            band.lower.setData([], [])
+            return
+        n = min(len(mean), len(spread))
+        x = self._x_of(mean)[:n]
+        if self._alpha > 0:
+            m = self._smooth.setdefault(key, IncrementalEma()).of(mean, self._alpha)[:n]
+            s = self._smooth.setdefault((label, self.band[metric]), IncrementalEma())
+            s = s.of(spread, self._alpha)[:n]
+        else:
+            m, s = mean.values[:n], spread.values[:n]
+        ok = np.isfinite(x) & np.isfinite(m) & np.isfinite(s)
+        if not np.array_equal(mean.steps[:n], spread.steps[:n]):
+            ok &= False  # the two were not reported together: no honest band to draw
+        # The fill rebuilds its path on each edge's change signal; once, after both, is enough.
+        band.upper.blockSignals(True)
+        band.upper.setData(x[ok], (m + np.abs(s))[ok])
+        band.upper.blockSignals(False)
+        band.lower.setData(x[ok], (m - np.abs(s))[ok])
+        for item in (band.upper, band.lower, band.fill):
+            item.show()
+
+    def _draw_events(self, label, runs: RunSeries, color) -> None:
+        lines = self._events.setdefault(label, [])
+        theme = style.theme_of(self)
+        for step, time_s, text in runs.events[len(lines) :]:
+            line = pg.InfiniteLine(
+                angle=90,
+                pen=pg.mkPen(style.with_alpha(color, 150), width=1, style=Qt.PenStyle.DashLine),
+                label=text,
+                labelOpts={
+                    "position": 0.96,
+                    "color": theme.text,
+                    "fill": style.with_alpha(theme.base, 200),
+                    "anchors": [(0, 0), (0, 0)],
+                },
+            )
+            line.label.setFont(style.scaled_font(self, 0.8))
+            self.plot_item.addItem(line, ignoreBounds=True)
+            lines.append((line, step, time_s))
+        for line, step, time_s in lines:
+            pos = step if self._x_axis == "step" else time_s
+            line.setVisible(bool(np.isfinite(pos)))
+            if np.isfinite(pos):
+                line.setPos(pos)
+
+    def _draw_reference(self) -> None:
+        if self._ref is None:
+            for item in (self._ref_line, self._ref_anchor):
+                if item is not None:
+                    self.plot_item.removeItem(item)
+            self._ref_line = self._ref_anchor = None
+            return
+        value, label = self._ref
+        if self._ref_line is None:
+            theme = style.theme_of(self)
+            self._ref_line = pg.InfiniteLine(
+                angle=0,
+                pen=pg.mkPen(theme.muted, width=1.4, style=Qt.PenStyle.DashLine),
+                label=label,
+                labelOpts={"position": 0.04, "color": theme.muted, "anchors": [(0, 1), (0, 1)]},
+            )
+            self._ref_line.setZValue(-20)
+            self.plot_item.addItem(self._ref_line, ignoreBounds=True)
+            # An InfiniteLine never widens the auto range; this invisible point keeps the
+            # target in view even while the curve is far below it.
+            self._ref_anchor = pg.PlotDataItem(pen=pg.mkPen(QColor(0, 0, 0, 0)))
+            self.plot_item.addItem(self._ref_anchor)
+        self._ref_line.label.setFormat(f"{label} {value:g}")
+        shown = not self._log_y or value > 0
+        self._ref_line.setVisible(shown)
+        if shown:
+            self._ref_line.setPos(np.log10(value) if self._log_y else value)
+            self._ref_anchor.setData([self._first_x()], [value])
+
+    def _first_x(self) -> float:
+        starts = [c.main.xData[0] for c in self._curves.values() if c.main.xData is not None
+                  and len(c.main.xData)]
+        return float(min(starts)) if starts else 0.0
+
+    # ----- items ---------------------------------------------------------------------------
+    def _make_curve(self, key: tuple[str, str], index: int, color: QColor) -> Curve:
+        label, metric = key
+        # The title already names a one-metric panel, so its legend needs only the runs.
+        if len(self._runs) == 1:
+            name = metric
+        elif len(self.metrics) == 1:
+            name = label
+        else:
+            name = f"{label} · {metric}"
+        self._curves[key] = curve = make_curve(self.plot_item, color, index, name)
+        return curve
+
+    def _make_band(self, key: tuple[str, str], color: QColor) -> Band:
+        self._bands[key] = band = make_band(self.plot_item, color)
+        return band
+
+    def _clear_items(self) -> None:
+        for curve in self._curves.values():
+            self.plot_item.removeItem(curve.main)
+            self.plot_item.removeItem(curve.ghost)
+        for band in self._bands.values():
+            for item in (band.fill, band.upper, band.lower):
+                self.plot_item.removeItem(item)
+        for lines in self._events.values():
+            for line, _, _ in lines:
+                self.plot_item.removeItem(line)
+        self._curves.clear()
+        self._bands.clear()
+        self._smooth.clear()
+        self._events.clear()
+
+    # ----- look ----------------------------------------------------------------------------
+    def _label_style(self) -> dict[str, str]:
+        return {"color": style.theme_of(self).text.name(), "font-size": "9pt"}
+
+    def _apply_theme(self) -> None:
+        theme = style.theme_of(self)
+        self.plot_widget.setBackground(theme.base)
+        title = f"<b>{self.title}</b>"
+        if self.subtitle:
+            # A centred paragraph: a bare <br> leaves the short title flush left of the note.
+            title = (f"<p align='center' style='margin:0'>{title}<br><span style='font-size:8pt;"
+                     f" font-weight:normal; color:{theme.muted.name()}'>{self.subtitle}</span></p>")
+        self.plot_item.setTitle(title, color=theme.text.name(), size="11pt")
+        if self.subtitle:
+            # Qt ignores paragraph alignment until the text has a width of its own.
+            text = self.plot_item.titleLabel.item
+            text.setTextWidth(-1)
+            text.setTextWidth(text.document().idealWidth())
+        tick_font = style.scaled_font(self, 0.85)
+        for name in ("left", "bottom"):
+            axis = self.plot_item.getAxis(name)
+            axis.setPen(pg.mkPen(theme.muted))
+            axis.setTextPen(pg.mkPen(theme.text))
+            axis.setTickFont(tick_font)
+        self.plot_item.setLabel("left", self._y_label, units=self._units or None,
+                                **self._label_style())
+        self.plot_item.setLabel("bottom", *X_LABELS[self._x_axis], **self._label_style())
+        self.legend.setBrush(style.with_alpha(theme.base, 210))
+        self.legend.setPen(pg.mkPen(style.with_alpha(theme.muted, 120)))
+        self.legend.setLabelTextColor(theme.text)
+        self._empty.setColor(theme.muted)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_theme()
+        super().changeEvent(event)
+
+    def _update_empty_state(self) -> None:
+        empty = not self.has_data()
+        self._empty.setVisible(empty)
+        if empty:
+            self._centre_empty_text()
+
+    def _centre_empty_text(self, *_: object) -> None:
+        if self._empty.isVisible():
+            (x0, x1), (y0, y1) = self.plot_item.getViewBox().viewRange()
+            self._empty.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+
+    # ----- export --------------------------------------------------------------------------
+    def export_png(self, path: str | Path, width: int = 1600) -> Path:
+        """The panel as a PNG `width` pixels wide, with title, axis labels and legend."""
+        self.refresh()
+        exporter = exporters.ImageExporter(self.plot_item)
+        exporter.parameters()["width"] = int(width)
+        exporter.parameters()["background"] = style.theme_of(self).base
+        exporter.export(str(path))
+        return Path(path)
+
+    def export_svg(self, path: str | Path) -> Path:
+        self.refresh()
+        exporter = exporters.SVGExporter(self.plot_item)
+        exporter.parameters()["background"] = style.theme_of(self).base
+        exporter.export(str(path))
+        return Path(path)
+
+    def csv_series(self) -> list[tuple[str, str, MetricSeries]]:
+        """Every series this panel draws (lines and band spreads), for the CSV export."""
+        names = list(self.metrics) + [s for s in self.band.values() if s not in self.metrics]
+        return [(label, name, runs.get(name)) for label, runs, _ in self._runs
+                for name in names if runs.get(name) is not None]
+
+    def export_csv(self, path: str | Path) -> Path:
+        """All points (none decimated, NaN included) as run,metric,step,time_s,value rows."""
+        return write_long_csv(path, self.csv_series())

@@ -1,0 +1,279 @@
+"""Live plots: the numpy model by hand numbers, the dashboard with two long runs, exports."""
+
+import csv
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtGui import QImage
+
+from explorer.plots import Dashboard, MetricPlot, RunSeries, ema_debiased
+from explorer.plots.dashboard import GRPO_NOTE
+from explorer.plots.metric_plot import EMPTY_TEXT
+from explorer.plots.series import GrowingBuffer, ema_extend
+
+STEPS = 3000
+
+
+# ----- the pure model ---------------------------------------------------------------------
+def test_ema_debiased_hand_numbers():
+    # A constant stays that constant from the first point: the bias toward 0 is divided out.
+    np.testing.assert_allclose(ema_debiased([1, 1, 1], 0.9), [1, 1, 1], rtol=1e-12)
+    # s1 = 0.5*0 = 0 -> 0/0.5 = 0; s2 = 0.5*0 + 0.5*10 = 5 -> 5/0.75 = 6.666…
+    np.testing.assert_allclose(ema_debiased([0, 10], 0.5), [0, 20 / 3], rtol=1e-12)
+    np.testing.assert_array_equal(ema_debiased([3, -1, 7], 0.0), [3, -1, 7])
+
+
+def test_ema_skips_nans_without_advancing_time():
+    # s1 = 1 -> 1/0.5 = 2; NaN skipped; s2 = 0.5*1 + 0.5*4 = 2.5 -> 2.5/0.75
+    out = ema_debiased([2, math.nan, 4], 0.5)
+    assert math.isnan(out[1])
+    np.testing.assert_allclose(out[[0, 2]], [2, 2.5 / 0.75], rtol=1e-12)
+
+
+def test_ema_matches_the_plain_loop_and_continues_in_pieces():
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal(5000) * 3 + 1
+    values[::13] = math.nan
+    for alpha in (0.1, 0.6, 0.99):
+        s, t, expected = 0.0, 0, []
+        for x in values:
+            if math.isnan(x):
+                expected.append(math.nan)
+                continue
+            s = alpha * s + (1 - alpha) * x
+            t += 1
+            expected.append(s / (1 - alpha**t))
+        np.testing.assert_allclose(ema_debiased(values, alpha), expected, rtol=1e-9)
+        head, state, count = ema_extend(values[:1234], alpha)
+        tail, _, _ = ema_extend(values[1234:], alpha, state, count)
+        np.testing.assert_allclose(np.concatenate([head, tail]), expected, rtol=1e-9)
+
+
+def test_buffers_grow_past_their_capacity_and_keep_every_point():
+    buffer = GrowingBuffer(capacity=2)
+    buffer.extend(np.arange(5))
+    buffer.append(5)
+    np.testing.assert_array_equal(buffer.view, np.arange(6))
+
+    run = RunSeries(capacity=4)
+    for step in range(1000):
+        run.append({"step": step, "time_s": step * 0.5, "reward/mean": step * 2.0})
+    series = run.get("reward/mean")
+    assert len(series) == 1000 and series.capacity >= 1000
+    np.testing.assert_array_equal(series.steps, np.arange(1000))
+    np.testing.assert_array_equal(series.times, np.arange(1000) * 0.5)
+    np.testing.assert_array_equal(series.values, np.arange(1000) * 2.0)
+    assert run.version == 1000
+
+
+def test_run_series_keeps_nonfinite_counted_and_skips_non_numbers():
+    run = RunSeries()
+    run.append({"step": 0, "time_s": 0.0, "kl/mean": 0.1, "phase": "rl"})
+    run.append({"step": 1, "time_s": 0.3, "kl/mean": math.nan})
+    run.append({"step": 2, "time_s": 0.6, "kl/mean": math.inf})
+    run.add_event("lr 1e-5→3e-5")
+    assert run.names() == ["time_s", "kl/mean"]  # `step` is the x axis; a string is no curve
+    assert len(run.get("kl/mean")) == 3 and run.get("kl/mean").n_nonfinite == 2
+    assert run.events == [(2.0, 0.6, "lr 1e-5→3e-5")]
+    assert run.version == 4
+
+
+# ----- widgets ----------------------------------------------------------------------------
+def synthetic_run(seed: int, steps: int = STEPS, extra: dict | None = None) -> RunSeries:
+    rng = np.random.default_rng(seed)
+    run = RunSeries()
+    for s in range(steps):
+        p = 1 - math.exp(-s / 300)
+        run.append({
+            "step": s, "time_s": s * (0.3 + 0.1 * seed),
+            "reward/mean": -0.2 + p + 0.05 * rng.standard_normal(),
+            "reward/std": 0.2 + 0.01 * rng.random(),
+            "reward/true_mean": 0.7 * p + 0.05 * rng.standard_normal(),
+            "kl/mean": 5 * p + 0.1 * rng.standard_normal(), "kl/beta": 0.05,
+            "policy/clip_frac": 0.1 * rng.random(), "policy/entropy": 2.5 - p,
+            "policy/approx_kl": 0.01 * rng.random(),
+            "loss/policy": 0.01 * rng.standard_normal(), "loss/value": 1 - p,
+            "loss/total": 1 - p, "perf/step_s": 0.3, **(extra or {}),
+        })
+        if s == steps // 2:
+            run.add_event("lr 1e-5→3e-5")
+    return run
+
+
+@pytest.fixture(scope="module")
+def two_runs():
+    return synthetic_run(0), synthetic_run(1, extra={"custom/thing": 1.0})
+
+
+@pytest.fixture
+def dashboard(qtbot, two_runs):
+    board = Dashboard()
+    qtbot.addWidget(board)
+    board.resize(1200, 800)
+    board.set_runs([("run A", two_runs[0], None), ("run B", two_runs[1], None)])
+    board.set_kl_target(3.0)
+    board.show()
+    qtbot.waitExposed(board)
+    return board
+
+
+def test_dashboard_draws_both_runs_with_every_point(dashboard):
+    reward = dashboard.panel("reward")
+    assert len(reward.data_items()) == 4  # 2 runs x (mean, true mean)
+    names = [label.text for _, label in reward.legend.items]
+    assert "run A · reward/mean" in names and "run B · reward/true_mean" in names
+    kl = dashboard.panel("kl/mean")
+    assert [label.text for _, label in kl.legend.items] == ["run A", "run B"]
+    for item in reward.data_items():
+        assert item.getOriginalDataset()[0].size == STEPS  # kept; only drawing decimates
+        assert item.opts["autoDownsample"] and item.opts["downsampleMethod"] == "peak"
+        assert item.opts["clipToView"]
+    assert len(dashboard.panel("losses").data_items()) == 6
+
+
+def test_toggles_change_what_is_drawn(dashboard, two_runs):
+    main = dashboard.panel("kl").data_items()[0]
+    raw = two_runs[0].get("kl/mean").values
+    dashboard.set_smoothing(0.0)
+    np.testing.assert_array_equal(main.getOriginalDataset()[1], raw)
+    dashboard.set_smoothing(0.9)
+    np.testing.assert_allclose(main.getOriginalDataset()[1], ema_debiased(raw, 0.9))
+    assert dashboard.smoothing_label.text() == "0.90"
+
+    dashboard.set_x_axis("time")
+    np.testing.assert_allclose(main.getOriginalDataset()[0], two_runs[0].get("kl/mean").times)
+    assert "time" in dashboard.panel("kl").plot_item.getAxis("bottom").labelText
+    dashboard.set_x_axis("step")
+
+    dashboard.set_smoothing(0.0)
+    dashboard.set_log_y(True)
+    reward_mean = dashboard.panel("reward").data_items()[0].getOriginalDataset()[1]
+    assert (reward_mean > 0).all() and reward_mean.size < STEPS  # non-positive left out
+    dashboard.set_log_y(False)
+    assert dashboard.panel("reward").data_items()[0].getOriginalDataset()[1].size == STEPS
+
+
+def test_unknown_metrics_get_a_panel_of_their_own(dashboard, two_runs):
+    custom = dashboard.panel("custom/thing")
+    assert isinstance(custom, MetricPlot)
+    assert dashboard.panel("policy/approx_kl") is not None
+    assert dashboard.panel("step") is None
+    dashboard.tabs.setCurrentIndex(1)
+    assert len(custom.data_items()) == 1  # only run B reports it
+    assert dashboard.tabs.tabText(1).startswith("More metrics")
+
+    late = RunSeries()
+    late.append({"step": 0, "time_s": 0.0, "rm/accuracy": 0.5})
+    dashboard.set_runs([("late", late, None)])
+    late.append({"step": 1, "time_s": 1.0, "brand/new": 2.0})
+    dashboard.refresh()
+    assert dashboard.panel("brand/new") is not None
+
+
+def test_events_kl_target_and_grpo_note(dashboard):
+    kl = dashboard.panel("kl")
+    lines = [i for i in kl.plot_item.items if isinstance(i, pg.InfiniteLine)]
+    assert any(line.angle == 0 and line.value() == 3.0 for line in lines)  # the target
+    assert sum(line.angle == 90 for line in lines) == 2  # one edit marker per run
+    losses = dashboard.panel("losses")
+    assert GRPO_NOTE in losses.toolTip()
+    assert "GRPO" in losses.plot_item.titleLabel.text
+
+
+def test_empty_state_and_nonfinite_points(qtbot):
+    plot = MetricPlot("KL", ["kl/mean"], y_label="KL", units="nats")
+    qtbot.addWidget(plot)
+    plot.set_runs([])
+    assert plot._empty.isVisible() and plot._empty.toPlainText() == EMPTY_TEXT
+    run = RunSeries()
+    plot.set_runs([("a", run, None)])
+    run.append({"step": 0, "time_s": 0.0, "kl/mean": 0.5})
+    run.append({"step": 1, "time_s": 0.1, "kl/mean": math.nan})
+    run.append({"step": 2, "time_s": 0.2, "kl/mean": 0.7})
+    plot.refresh()
+    assert not plot._empty.isVisible()
+    np.testing.assert_array_equal(plot.data_items()[0].getOriginalDataset()[0], [0, 2])
+    assert len(run.get("kl/mean")) == 3
+
+
+def test_refresh_without_new_data_calls_no_set_data(dashboard, two_runs, monkeypatch):
+    calls = []
+    original = pg.PlotDataItem.setData
+
+    def spy(self, *args, **kwargs):
+        calls.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pg.PlotDataItem, "setData", spy)
+    dashboard.refresh(all_panels=True)
+    calls.clear()
+    dashboard.refresh(all_panels=True)
+    assert calls == []
+    two_runs[0].append({"step": STEPS, "time_s": 1e4, "kl/mean": 1.0})
+    dashboard.refresh()
+    assert calls  # the new point is pushed
+    assert dashboard.panel("entropy").refresh() is False  # that step had no entropy change
+
+
+def test_timer_redraws_new_steps(qtbot, dashboard):
+    run = RunSeries()
+    dashboard.set_runs([("live", run, None)])
+    timer = dashboard.attach_timer(hz=20)
+    assert timer.interval() == 50 and timer.isActive()
+    for s in range(5):
+        run.append({"step": s, "time_s": s * 0.1, "reward/mean": 0.1 * s})
+    item = dashboard.panel("reward").data_items
+    qtbot.waitUntil(lambda: len(item()) == 1 and item()[0].getOriginalDataset()[0].size == 5)
+    dashboard.detach_timer()
+    assert not timer.isActive()
+
+
+def test_context_menu_has_our_export_entries(qtbot):
+    plot = MetricPlot("Reward", ["reward/mean"])
+    qtbot.addWidget(plot)
+    texts = [a.text() for a in plot.plot_item.getViewBox().menu.actions()]
+    assert texts[:3] == ["Export PNG…", "Export SVG…", "Export CSV…"]
+
+
+def _csv_rows(path):
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["run", "metric", "step", "time_s", "value"]
+    return rows[1:]
+
+
+def test_single_plot_exports(dashboard, tmp_path):
+    reward = dashboard.panel("reward")
+    png = reward.export_png(tmp_path / "reward.png", width=900)
+    image = QImage(str(png))
+    assert not image.isNull() and image.width() == 900
+
+    svg_text = reward.export_svg(tmp_path / "reward.svg").read_text()
+    ET.fromstring(svg_text)
+    assert "run A · reward/mean" in svg_text and "reward" in svg_text
+
+    rows = _csv_rows(reward.export_csv(tmp_path / "reward.csv"))
+    # 2 runs x (mean, true mean, std of the band), every point
+    assert len(rows) == 2 * 3 * STEPS
+    assert {(r[0], r[1]) for r in rows} >= {("run A", "reward/std"), ("run B", "reward/mean")}
+
+
+def test_dashboard_exports(dashboard, two_runs, tmp_path):
+    png = dashboard.export_png(tmp_path / "dash.png", width=1200, height=900)
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == (1200, 900)
+    # Not a blank canvas: plenty of distinct colours were painted.
+    sample = {image.pixel(x, y) for x in range(0, 1200, 7) for y in range(0, 900, 7)}
+    assert len(sample) > 50
+
+    svg_text = dashboard.export_svg(tmp_path / "dash.svg").read_text()
+    ET.fromstring(svg_text)
+    for text in ("Reward", "Clip fraction", "run A · loss/value", "custom/thing"):
+        assert text in svg_text
+
+    rows = _csv_rows(dashboard.export_csv(tmp_path / "dash.csv"))
+    expected = sum(len(run.get(n)) for run in two_runs for n in run.names())
+    assert len(rows) == expected
