@@ -20,6 +20,11 @@ from core.trainer import StepResult, Trainer
 log = logging.getLogger(__name__)
 
 
+class RunCancelled(Exception):
+    """Raised from a progress callback to stop a run during set-up (e.g. reward-model training),
+    before any step exists; the run is recorded as stopped."""
+
+
 def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
                      on_step: Callable[[StepResult], None] | None = None,
                      on_trainer: Callable[[Trainer], None] | None = None,
@@ -49,6 +54,9 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
             _checkpoint(store, run_id, trainer)
         store.finish_run(run_id, status)
         return run_id, status
+    except RunCancelled:
+        store.finish_run(run_id, "stopped")
+        return run_id, "stopped"
     except KeyboardInterrupt:
         store.finish_run(run_id, "stopped")
         raise

@@ -66,10 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_gui(args: argparse.Namespace) -> int:
-    """Create the QApplication, show the main window and run the event loop.
-
-    `args.data_dir` is parsed already; the run storage will take it when it lands.
-    """
+    """Create the QApplication, show the main window on the run store and run the event loop."""
     # Qt is imported here, not at module level, so the CLI never needs a display.
     from PySide6.QtWidgets import QApplication
 
@@ -84,9 +81,32 @@ def run_gui(args: argparse.Namespace) -> int:
     # Fusion looks the same on every platform and, since Qt 6.5, takes its palette from the
     # platform theme, so it follows the system's dark/light setting.
     app.setStyle("Fusion")
-    window = MainWindow()
+    install_crash_dialog()
+    window = MainWindow(data_dir=args.data_dir)
     window.show()
     return app.exec()
+
+
+def install_crash_dialog() -> None:
+    """An unexpected error in a slot shows a dialog with the traceback instead of vanishing into
+    the terminal (or, in some PySide versions, aborting the app)."""
+    import traceback
+
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        if QApplication.instance() is None:
+            return
+        box = QMessageBox(QMessageBox.Critical, "Unexpected error",
+                          f"{kind.__name__}: {value}\n\nYour runs and rankings are saved. "
+                          "Please report this with the details below.")
+        box.setDetailedText("".join(traceback.format_exception(kind, value, tb)))
+        box.exec()
+
+    sys.excepthook = hook
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,164 +1,441 @@
-"""The main window: a central plot area and docks that later issues fill with panels."""
+"""The main window: hyperparameters and run controls on the left, live plots in the centre,
+samples on the right, past runs below the knobs.
+
+State lives in core values (RunConfig, the run store, RunSeries buffers); widgets only show it.
+Everything here runs in the GUI thread; training runs in `explorer.worker.TrainingThread`.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence, QPalette
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
+    QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
+    QMessageBox,
+    QProgressBar,
     QVBoxLayout,
     QWidget,
 )
 
+from core.config import RunConfig
+from core.runs import RunStore, resolve_data_dir
+from core.tasks import get_task
 from explorer.about import make_about_box
 from explorer.app import APP_DISPLAY_NAME
+from explorer.panels.hyperparameters import HyperparameterPanel
+from explorer.panels.run_loading import RunFollower, format_changes, load_run_series
+from explorer.panels.runs import RunsPanel
+from explorer.panels.samples import SamplesPanel
+from explorer.plots.dashboard import Dashboard
+from explorer.plots.series import RunSeries
+from explorer.plots.style import run_color
+from explorer.run_control import IDLE, PAUSED, STARTING, STOPPING, RunController, RunControls
 
-# objectName -> (title, empty-state text). The objectNames are what saveState()/restoreState()
-# key the layout on, so they must never change once users have saved layouts.
-DOCKS: dict[str, tuple[str, str]] = {
-    "hyperparametersDock": (
-        "Hyperparameters",
-        "The task, the algorithm and its knobs will appear here. "
-        "Changes made during a run apply at the next step.",
-    ),
-    "samplesDock": (
-        "Samples",
-        "Sampled completions with their rewards will stream in here while a run trains, "
-        "so you can see what the reward is really paying for.",
-    ),
-    "runsDock": (
-        "Runs",
-        "Finished and saved runs will be listed here, ready to reload and compare.",
-    ),
-}
+SETTINGS_LAYOUT_VERSION = 1
 
 
-def _muted(label: QLabel) -> QLabel:
-    # PlaceholderText is the palette's own "secondary text" colour, so the muted look
-    # follows the dark/light scheme instead of hard-coding a grey.
-    palette = label.palette()
-    muted = palette.color(QPalette.ColorRole.PlaceholderText)
-    # A label draws with Text rather than WindowText when its parent sits on Base; set both.
-    palette.setColor(QPalette.ColorRole.WindowText, muted)
-    palette.setColor(QPalette.ColorRole.Text, muted)
-    label.setPalette(palette)
-    return label
+def _cuda_available() -> bool:
+    try:
+        import torch
 
-
-def empty_state(title: str, detail: str, *, large: bool = False) -> QWidget:
-    """A centred title and a muted explanation, shown where content will appear later."""
-    widget = QWidget()
-    layout = QVBoxLayout(widget)
-    # Wide side margins keep the paragraph a readable column on a wide window.
-    side = 72 if large else 20
-    layout.setContentsMargins(side, 24, side, 24)
-    layout.setSpacing(10 if large else 6)
-    layout.addStretch(1)
-
-    heading = QLabel(title)
-    font = heading.font()
-    font.setPointSizeF(font.pointSizeF() * (2.0 if large else 1.15))
-    font.setWeight(font.Weight.DemiBold)
-    heading.setFont(font)
-    heading.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-    layout.addWidget(heading)
-
-    body = _muted(QLabel(detail))
-    body.setWordWrap(True)
-    # Centre the text inside the label, not the label in the layout: a layout alignment
-    # flag stops the layout asking the label how tall its wrapped text is, and clips it.
-    body.setAlignment(Qt.AlignmentFlag.AlignHCenter)
-    if large:
-        font = body.font()
-        font.setPointSizeF(font.pointSizeF() * 1.2)
-        body.setFont(font)
-    layout.addWidget(body)
-    layout.addStretch(2)
-    return widget
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken CUDA install must not keep the window from opening
+        return False
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, data_dir: str | Path | None = None, restore: bool = True, parent=None):
         super().__init__(parent)
         self.setWindowTitle(APP_DISPLAY_NAME)
-        self.resize(1280, 800)
+        self.resize(1440, 900)
+        self.data_dir = resolve_data_dir(str(data_dir) if data_dir else None)
+        self.store = RunStore(self.data_dir)          # the GUI thread's own connection
+        self.controller = RunController(self.data_dir, self)
+        self.live_id: str | None = None
+        self.live_series: RunSeries | None = None
+        self.opened: tuple[str, RunSeries] | None = None
+        self.overlays: dict[str, RunFollower] = {}
+        self.last_error: str | None = None
+        self._first_step_at = 0.0
 
-        central = empty_state(
-            "No run yet",
-            "Pick a task and press Start. Reward, KL and the policy's entropy will plot "
-            "here live as the tiny GPT learns.",
-            large=True,
-        )
-        central.setObjectName("emptyState")
-        # The plot area sits on the "base" colour like a document, the docks on the window
-        # colour around it; this gives the layout its shape before there is any content.
-        central.setBackgroundRole(QPalette.ColorRole.Base)
-        central.setAutoFillBackground(True)
-        self.setCentralWidget(central)
+        self.dashboard = Dashboard()
+        self.dashboard.setObjectName("dashboard")
+        self.setCentralWidget(self.dashboard)
+        self.dashboard.attach_timer(20)
 
-        docks = {name: self._add_dock(name, *texts) for name, texts in DOCKS.items()}
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks["hyperparametersDock"])
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, docks["samplesDock"])
-        self.splitDockWidget(
-            docks["hyperparametersDock"], docks["runsDock"], Qt.Orientation.Vertical
-        )
-        self.resizeDocks(
-            [docks["hyperparametersDock"], docks["samplesDock"]],
-            [320, 360],
-            Qt.Orientation.Horizontal,
-        )
-        self.resizeDocks(
-            [docks["hyperparametersDock"], docks["runsDock"]], [520, 280], Qt.Orientation.Vertical
-        )
+        self.controls = RunControls()
+        self.controls.set_cuda_available(_cuda_available())
+        self.panel = HyperparameterPanel()
+        left = QWidget()
+        layout = QVBoxLayout(left)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.controls)
+        layout.addWidget(self.panel, 1)
+        self.runs_panel = RunsPanel()
+        self.runs_panel.set_store(self.store)
+        self.samples = SamplesPanel()
+        self.docks = {
+            "hyperparametersDock": self._dock("hyperparametersDock", "Hyperparameters", left,
+                                              Qt.LeftDockWidgetArea),
+            "samplesDock": self._dock("samplesDock", "Samples", self.samples,
+                                      Qt.RightDockWidgetArea),
+            "runsDock": self._dock("runsDock", "Runs", self.runs_panel, Qt.LeftDockWidgetArea),
+        }
+        self.splitDockWidget(self.docks["hyperparametersDock"], self.docks["runsDock"],
+                             Qt.Vertical)
+        self.resizeDocks([self.docks["hyperparametersDock"], self.docks["samplesDock"]],
+                         [360, 400], Qt.Horizontal)
 
-        # Fusion's dock title bars are cramped; a little padding makes them read as headers.
-        self.setStyleSheet("QDockWidget::title { padding: 6px 8px; }")
-        self._build_menus(list(docks.values()))
-        self.statusBar().showMessage("Ready")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("runProgress")
+        self.progress.setMinimumWidth(220)
+        self.progress.setMaximumWidth(300)
+        self.progress.setVisible(False)
+        self.status_text = QLabel("Ready")
+        self.status_text.setObjectName("runStatus")
+        self.statusBar().addPermanentWidget(self.status_text, 1)
+        self.statusBar().addPermanentWidget(self.progress)
 
-    def _add_dock(self, name: str, title: str, detail: str) -> QDockWidget:
+        self._build_menus()
+        self._connect()
+        self._follow_timer = QTimer(self)
+        self._follow_timer.timeout.connect(self._poll_overlays)
+        self._follow_timer.start(1000)
+        self._settings_restored = restore and self._restore_settings()
+        self._config_changed(self.panel.config())
+
+    def _dock(self, name: str, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(empty_state(f"No {title.lower()} yet", detail))
-        dock.setMinimumWidth(220)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
         return dock
 
-    def _build_menus(self, docks: list[QDockWidget]) -> None:
-        # objectNames let tests and later issues find menus and actions without their labels.
+    def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         file_menu.setObjectName("fileMenu")
-        quit_action = QAction("&Quit", self)
+        self.start_action = file_menu.addAction("&Start run", self.start_run)
+        self.stop_action = file_menu.addAction("S&top run", self.controller.stop)
+        file_menu.addSeparator()
+        for kind, label in (("png", "PNG image…"), ("svg", "SVG drawing…"), ("csv", "CSV…")):
+            action = file_menu.addAction(f"Export dashboard as {label}",
+                                         lambda k=kind: self.export_dashboard(k))
+            action.setObjectName(f"exportDashboard{kind.upper()}Action")
+        file_menu.addAction("Open data folder",
+                            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(
+                                str(self.data_dir))))
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("&Quit", self.close)
         quit_action.setObjectName("quitAction")
-        # QKeySequence.Quit is empty on Windows; the issue asks for Ctrl+Q everywhere.
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        quit_action.setMenuRole(QAction.MenuRole.QuitRole)
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
-
         view_menu = self.menuBar().addMenu("&View")
         view_menu.setObjectName("viewMenu")
-        for dock in docks:
-            # The dock's own toggle action stays in sync when the user closes it by its button.
+        for dock in self.docks.values():
             view_menu.addAction(dock.toggleViewAction())
-
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.setObjectName("helpMenu")
-        about_action = QAction(f"&About {APP_DISPLAY_NAME}", self)
-        about_action.setObjectName("aboutAction")
-        about_action.setMenuRole(QAction.MenuRole.AboutRole)
-        about_action.triggered.connect(self.show_about)
-        help_menu.addAction(about_action)
-        about_qt_action = QAction("About &Qt", self)
-        about_qt_action.setMenuRole(QAction.MenuRole.AboutQtRole)
-        about_qt_action.triggered.connect(QApplication.aboutQt)
-        help_menu.addAction(about_qt_action)
+        about = help_menu.addAction("&About RLHF Explorer", self.show_about)
+        about.setObjectName("aboutAction")
+        help_menu.addAction("About &Qt", lambda: QMessageBox.aboutQt(self))
+        # Space toggles start/pause; line edits keep their spaces (they claim the key first).
+        QShortcut(QKeySequence(Qt.Key_Space), self, self.toggle_run)
 
-    def show_about(self):
-        """Open the About box window-modally without blocking; returns it for tests."""
+    def _connect(self) -> None:
+        c = self.controller
+        self.controls.start_button.clicked.connect(self.start_run)
+        self.controls.pause_button.clicked.connect(c.toggle_pause)
+        self.controls.stop_button.clicked.connect(c.stop)
+        self.controls.device.currentTextChanged.connect(self._device_chosen)
+        c.stateChanged.connect(self._state_changed)
+        c.runStarted.connect(self._run_started)
+        c.phase.connect(self._phase)
+        c.stepArrived.connect(self._step)
+        c.runEnded.connect(self._run_ended)
+        c.runFailed.connect(self._run_failed)
+        self.panel.configChanged.connect(self._config_changed)
+        self.panel.validityChanged.connect(
+            lambda ok: self.controls.start_button.setEnabled(ok and not c.busy))
+        self.panel.liveEditRequested.connect(self._live_edit)
+        self.runs_panel.openRequested.connect(self.open_run)
+        self.runs_panel.overlayChanged.connect(self.set_overlays)
+        self.runs_panel.runDeleted.connect(self._run_deleted)
+
+    # --- run control
+    def toggle_run(self) -> None:
+        if self.controller.state == IDLE:
+            self.start_run()
+        elif self.controller.state != STOPPING:
+            self.controller.toggle_pause()
+
+    def start_run(self) -> None:
+        cfg = self.panel.config()
+        if cfg is None:
+            self.status_text.setText("Fix the highlighted settings first.")
+            return
+        if self.controller.busy:
+            return
+        self.live_series = RunSeries()
+        self.live_id = None
+        self.opened = None
+        self.samples.clear()
+        task = get_task(cfg.task)
+        self.samples.set_reward_range(*task.reward_range)
+        self.samples.set_columns(cfg.reward_source != "true")
+        self._show_kl_target(cfg)
+        self._redraw_runs()
+        self.progress.setRange(0, cfg.steps)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self._first_step_at = 0.0
+        self.status_text.setText("Loading the base model…")
+        self.controller.start(cfg)
+
+    @Slot(str)
+    def _state_changed(self, state: str) -> None:
+        self.controls.show_state(state)
+        self.panel.set_running(state != IDLE)
+        self.start_action.setEnabled(state == IDLE)
+        self.stop_action.setEnabled(state not in (IDLE, STOPPING))
+        if state == PAUSED:
+            self.status_text.setText("Paused — press Space or Resume to go on.")
+        elif state == STOPPING:
+            self.status_text.setText("Stopping after the current step…")
+        elif state == STARTING:
+            self.progress.setVisible(True)
+
+    @Slot(str)
+    def _run_started(self, run_id: str) -> None:
+        self.live_id = run_id
+        self.runs_panel.refresh()
+        self.runs_panel.mark_live(run_id)
+        self._redraw_runs()
+
+    @Slot(str, int, int)
+    def _phase(self, name: str, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.status_text.setText(f"{name[:1].upper()}{name[1:]}: {done}/{total}")
+
+    @Slot(object)
+    def _step(self, update) -> None:
+        if self.live_series is None:
+            return
+        metrics = update.metrics_dict()
+        self.live_series.append(metrics)
+        for event in update.events_list():
+            self.live_series.add_event(format_changes(event), update.step,
+                                       metrics.get("time_s"))
+        samples = update.samples_list()
+        if samples:
+            self.samples.show_samples(update.step, samples)
+        cfg = self.controller.cfg
+        done = update.step + 1
+        now = time.monotonic()
+        if not self._first_step_at:
+            self._first_step_at = now - metrics.get("perf/step_s", 0.0)
+        rate = done / max(now - self._first_step_at, 1e-6)
+        eta = (cfg.steps - done) / rate if rate > 0 else 0
+        self.progress.setRange(0, cfg.steps)
+        self.progress.setValue(done)
+        self.progress.setFormat(f"%v/%m · ETA {int(eta // 60)}:{int(eta % 60):02d}")
+        paused = " (paused)" if self.controller.state == PAUSED else ""
+        self.status_text.setText(
+            f"Step {done}/{cfg.steps}{paused} · {rate:.2f} steps/s · "
+            f"reward {metrics.get('reward/mean', float('nan')):+.3f} · "
+            f"true {metrics.get('reward/true_mean', float('nan')):+.3f} · "
+            f"KL {metrics.get('kl/mean', float('nan')):.3f} · β {metrics.get('kl/beta', 0):.3g}")
+
+    @Slot(str, str)
+    def _run_ended(self, run_id: str, status: str) -> None:
+        self.progress.setVisible(False)
+        steps = len(self.live_series.get("reward/mean") or []) if self.live_series else 0
+        self.status_text.setText(f"Run {run_id} {status} after {steps} steps — saved.")
+        self.runs_panel.refresh()
+        self.runs_panel.mark_live(None)
+
+    @Slot(str, str)
+    def _run_failed(self, run_id: str, text: str) -> None:
+        self.progress.setVisible(False)
+        self.last_error = text
+        self.runs_panel.refresh()
+        self.runs_panel.mark_live(None)
+        self.status_text.setText(f"Run {run_id} failed; finished steps are saved.")
+        box = QMessageBox(QMessageBox.Critical, "Training failed",
+                          "Training stopped with an error. The steps it finished are saved "
+                          f"in run {run_id}.", QMessageBox.Ok, self)
+        box.setObjectName("errorBox")
+        box.setDetailedText(text)
+        box.open()
+
+    def _live_edit(self, changes: dict) -> None:
+        try:
+            self.controller.request_changes(changes)
+        except ValueError as error:
+            self.status_text.setText(f"Not applied: {error}")
+            return
+        if "kl_target" in changes and self.controller.cfg.kl_controller == "adaptive":
+            self.dashboard.set_kl_target(changes["kl_target"])
+        text = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                         for k, v in changes.items())
+        self.status_text.setText(f"{text} applies at the next step.")
+
+    # --- configuration shown, device
+    def _config_changed(self, cfg: RunConfig | None) -> None:
+        if cfg is None:
+            return
+        if self.controls.device.currentText() != cfg.device:
+            self.controls.device.blockSignals(True)
+            self.controls.device.setCurrentText(cfg.device)
+            self.controls.device.blockSignals(False)
+        if not self.controller.busy:
+            self._show_kl_target(cfg)
+
+    def _device_chosen(self, device: str) -> None:
+        cfg = self.panel.config()
+        if cfg is not None and cfg.device != device:
+            self.panel.set_config(cfg.with_changes(device=device))
+
+    def _show_kl_target(self, cfg: RunConfig) -> None:
+        adaptive = cfg.kl_controller == "adaptive" and cfg.algo != "grpo"
+        self.dashboard.set_kl_target(cfg.kl_target if adaptive else None)
+
+    # --- past runs
+    def _redraw_runs(self) -> None:
+        entries = []
+        if self.live_series is not None:
+            label = f"{self.controller.cfg.algo} · live" if self.controller.cfg else "live"
+            entries.append((label, self.live_series))
+        elif self.opened is not None:
+            entries.append((self._label(self.opened[0]), self.opened[1]))
+        shown = {self.live_id, self.opened[0] if self.opened else None}
+        for run_id, follower in self.overlays.items():
+            if run_id not in shown:
+                entries.append((self._label(run_id), follower.series))
+        self.dashboard.set_runs([(label, series, run_color(i))
+                                 for i, (label, series) in enumerate(entries)])
+
+    def _label(self, run_id: str) -> str:
+        try:
+            info = self.store.get_run(run_id)
+        except KeyError:
+            return run_id
+        return info.name or f"{info.algo} · {info.task} · {run_id[9:15]}"
+
+    def open_run(self, run_id: str) -> None:
+        if run_id == self.live_id and self.live_series is not None:
+            return
+        if not self.controller.busy:
+            self.live_series, self.live_id = None, None
+        self.opened = (run_id, load_run_series(self.store, run_id))
+        cfg = RunConfig.from_dict(self.store.run_config(run_id))
+        self._show_kl_target(cfg)
+        self.samples.set_reward_range(*get_task(cfg.task).reward_range)
+        self.samples.set_columns(cfg.reward_source != "true")
+        last = self.store.samples(run_id)
+        if last:
+            self.samples.show_samples(last[0]["step"], last)
+        self._redraw_runs()
+
+    def set_overlays(self, run_ids: list) -> None:
+        kept = {rid: f for rid, f in self.overlays.items() if rid in run_ids}
+        for rid in run_ids:
+            if rid not in kept:
+                kept[rid] = RunFollower(self.store, rid)
+                kept[rid].poll()
+        self.overlays = kept
+        self._redraw_runs()
+
+    def _poll_overlays(self) -> None:
+        # Runs written by another process (the CLI) keep growing on the plots.
+        for rid, follower in self.overlays.items():
+            if rid != self.live_id and not follower.done:
+                follower.poll()
+        if self.controller.busy:
+            self.runs_panel.refresh()  # the live run's step count
+
+    def _run_deleted(self, run_id: str) -> None:
+        self.overlays.pop(run_id, None)
+        if self.opened and self.opened[0] == run_id:
+            self.opened = None
+        self._redraw_runs()
+
+    # --- export, about
+    def export_dashboard(self, kind: str) -> None:
+        width = 1800
+        if kind == "png":
+            width, ok = QInputDialog.getInt(self, "Export dashboard", "Width in pixels:", 1800,
+                                            400, 8000, 100)
+            if not ok:
+                return
+        filters = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
+                   "csv": "CSV table (*.csv)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export dashboard", f"dashboard.{kind}",
+                                              filters[kind])
+        if not path:
+            return
+        if not path.lower().endswith(f".{kind}"):
+            path += f".{kind}"
+        try:
+            if kind == "png":
+                self.dashboard.export_png(path, width=width)
+            else:
+                getattr(self.dashboard, f"export_{kind}")(path)
+        except OSError as error:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{error}")
+            return
+        self.status_text.setText(f"Exported {path}")
+
+    def show_about(self) -> QMessageBox:
         box = make_about_box(self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         return box
+
+    # --- settings and closing
+    def _restore_settings(self) -> bool:
+        s = QSettings()
+        if s.value("layoutVersion", 0, int) != SETTINGS_LAYOUT_VERSION:
+            return False
+        geometry, state = s.value("geometry"), s.value("windowState")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        text = s.value("lastConfig", "", str)
+        if text:
+            import json
+
+            try:
+                self.panel.set_config(RunConfig.from_dict(json.loads(text), algo_defaults=False))
+            except (ValueError, TypeError):
+                pass  # settings from an older version: start from defaults
+        return True
+
+    def _save_settings(self) -> None:
+        import json
+
+        s = QSettings()
+        s.setValue("layoutVersion", SETTINGS_LAYOUT_VERSION)
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("windowState", self.saveState())
+        cfg = self.panel.config()
+        if cfg is not None:
+            s.setValue("lastConfig", json.dumps(cfg.to_dict()))
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self.controller.busy:
+            self.status_text.setText("Stopping the run before closing…")
+        self.controller.shutdown()
+        # The worker's last signals may still sit in the event queue; the window is done with them.
+        self.controller.blockSignals(True)
+        self._follow_timer.stop()
+        self.dashboard.detach_timer()
+        self._save_settings()
+        self.store.close()
+        super().closeEvent(event)

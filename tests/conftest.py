@@ -11,6 +11,19 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_user_folders(tmp_path_factory):
+    """Tests never read or write the developer's real runs or window settings."""
+    data = tmp_path_factory.mktemp("data")
+    settings = tmp_path_factory.mktemp("settings")
+    os.environ["RLHF_EXPLORER_DATA"] = str(data)
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.IniFormat)
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(settings))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads():
     """Fail a test that leaves an extra non-daemon Python thread running.

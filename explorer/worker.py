@@ -1,0 +1,121 @@
+"""Training on a QThread: the same `core.session.train_and_record` the CLI runs.
+
+Only immutable values cross threads: each step becomes a frozen `StepUpdate` of plain floats and
+strings. Signals are emitted from the worker thread; connect them to slots of QObjects living in
+the GUI thread so Qt queues them there (a plain lambda would run in the worker thread).
+Controls (pause, stop, live edits) go straight to the Trainer's lock-protected mailbox, because the
+busy training loop runs no Qt events of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import traceback
+from dataclasses import dataclass
+
+from PySide6.QtCore import QThread, Signal
+
+from core.config import RunConfig
+from core.session import RunCancelled, train_and_record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepUpdate:
+    run_id: str
+    step: int
+    metrics: tuple[tuple[str, float], ...]
+    samples: tuple[tuple[tuple[str, object], ...], ...]
+    events: tuple[str, ...]          # JSON text: nested dicts stay intact and immutable
+
+    def metrics_dict(self) -> dict[str, float]:
+        return dict(self.metrics)
+
+    def samples_list(self) -> list[dict]:
+        return [dict(s) for s in self.samples]
+
+    def events_list(self) -> list[dict]:
+        return [json.loads(e) for e in self.events]
+
+
+class TrainingThread(QThread):
+    runStarted = Signal(str)            # run id, as soon as the run exists in the store
+    phase = Signal(str, int, int)       # set-up work: name, done, total
+    stepDone = Signal(object)           # StepUpdate
+    runFinished = Signal(str, str)      # run id, status (finished / stopped)
+    runFailed = Signal(str, str)        # run id, traceback text
+
+    def __init__(self, cfg: RunConfig, data_dir, parent=None):
+        super().__init__(parent)
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self._lock = threading.Lock()
+        self._trainer = None
+        self._stop = threading.Event()
+        self._paused = False
+        self.run_id: str | None = None
+
+    # --- called from the GUI thread
+    def request_stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            if self._trainer is not None:
+                self._trainer.request_stop()
+
+    def set_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._paused = paused
+            if self._trainer is not None:
+                (self._trainer.pause if paused else self._trainer.resume)()
+
+    def request_changes(self, changes: dict) -> None:
+        """Queue live edits; raises ValueError for a value or knob the trainer refuses."""
+        with self._lock:
+            if self._trainer is None:
+                raise ValueError("the run is still setting up; try again in a moment")
+            self._trainer.request_changes(**changes)
+
+    # --- the worker thread
+    def _adopt(self, trainer) -> None:
+        with self._lock:
+            self._trainer = trainer
+            if self._paused:
+                trainer.pause()
+            if self._stop.is_set():
+                trainer.request_stop()
+
+    def _progress(self, name: str, done: int, total: int) -> None:
+        if self._stop.is_set():
+            raise RunCancelled()
+        self.phase.emit(name, done, total)
+
+    def _on_step(self, result) -> None:
+        self.stepDone.emit(StepUpdate(
+            self.run_id, result.step,
+            tuple((k, float(v)) for k, v in result.metrics.items()),
+            tuple(tuple(s.items()) for s in result.samples),
+            tuple(json.dumps(e) for e in result.events)))
+
+    def run(self) -> None:  # noqa: D401 (QThread entry point)
+        from core.runs import RunStore
+
+        # SQLite connections belong to the thread that opens them: this one is the worker's own.
+        store = RunStore(self.data_dir)
+        try:
+            self.run_id = store.create_run(self.cfg.to_dict(), self.cfg.task, self.cfg.algo,
+                                           self.cfg.reward_source)
+            self.runStarted.emit(self.run_id)
+            _, status = train_and_record(self.cfg, store, progress=self._progress,
+                                         on_step=self._on_step, on_trainer=self._adopt,
+                                         run_id=self.run_id)
+            self.runFinished.emit(self.run_id, status)
+        except Exception:  # shown to the user in a dialog; the run is already marked failed
+            log.exception("training failed")
+            self.runFailed.emit(self.run_id or "", traceback.format_exc())
+        finally:
+            with self._lock:
+                self._trainer = None
+            store.close()
