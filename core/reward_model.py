@@ -108,8 +108,8 @@ def ranking_loss(scores: torch.Tensor, batch: list[Ranking], kind: str) -> torch
         return bradley_terry_loss(scores[b, i], scores[b, j])
     if kind == "plackett_luce":
         # best first; ties keep their sampled order (a tie says nothing either way)
-        order = torch.tensor([np.argsort(r.ranks, kind="stable") for r in batch],
-                             device=scores.device)
+        order = torch.as_tensor(np.stack([np.argsort(r.ranks, kind="stable") for r in batch]),
+                                device=scores.device)
         return plackett_luce_nll(scores.gather(1, order))
     raise ValueError(f"unknown reward-model loss {kind!r}; expected bradley_terry or plackett_luce")
 

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import traceback
+import weakref
 from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
@@ -42,6 +43,9 @@ class StepUpdate:
 
 
 class TrainingThread(QThread):
+    #: every thread ever made, so tests can fail one that is left running
+    instances: weakref.WeakSet = weakref.WeakSet()
+
     runStarted = Signal(str)            # run id, as soon as the run exists in the store
     phase = Signal(str, int, int)       # set-up work: name, done, total
     stepDone = Signal(object)           # StepUpdate
@@ -57,6 +61,7 @@ class TrainingThread(QThread):
         self._stop = threading.Event()
         self._paused = False
         self.run_id: str | None = None
+        TrainingThread.instances.add(self)
 
     # --- called from the GUI thread
     def request_stop(self) -> None:

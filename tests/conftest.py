@@ -40,3 +40,19 @@ def no_leaked_threads():
         thread.join(timeout=1.0)
     leaked = [t for t in leaked if t.is_alive()]
     assert not leaked, f"test left threads running: {[t.name for t in leaked]}"
+    import sys
+
+    worker = sys.modules.get("explorer.worker")
+    if worker is not None:
+        running = [t for t in list(worker.TrainingThread.instances) if _is_running(t)]
+        for t in running:
+            t.request_stop()
+            t.wait(30_000)
+        assert not running, "test left a training QThread running"
+
+
+def _is_running(thread) -> bool:
+    try:
+        return thread.isRunning()
+    except RuntimeError:  # its C++ side was deleted after it finished: not running
+        return False

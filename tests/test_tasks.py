@@ -172,7 +172,7 @@ def test_arithmetic_corpus_shape_and_wrong_share(corpora):
         prompt, answer = A.split_line(line, np.random.default_rng(0))
         assert prompt.endswith("=") and answer.isdigit()
         a, b = (int(x) for x in prompt[:-1].replace("-", "+").split("+"))
-        assert 0 <= a <= 49 and 0 <= b <= 49
+        assert 0 <= a <= 19 and 0 <= b <= 19
         off = int(answer) - A.answer(prompt)
         assert abs(off) <= 3
         wrong += off != 0

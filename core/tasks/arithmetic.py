@@ -1,6 +1,6 @@
-"""``arithmetic``: finish ``17+25=`` with the right number (a verifiable reward, made for GRPO).
+"""``arithmetic``: finish ``17+5=`` with the right number (a verifiable reward, made for GRPO).
 
-Lines are ``a+b=c`` or ``a-b=c`` with operands 0..49 (for ``-``, a >= b so c >= 0). A share
+Lines are ``a+b=c`` or ``a-b=c`` with operands 0..19 (for ``-``, a >= b so c >= 0). A share
 ``wrong_share`` (default 30%) of the pretraining lines carry a wrong answer, off by 1..3 (never
 negative), so a base model that learned the corpus perfectly answers right about 70% of the time
 at temperature 1, and RL has room to push that to 100%.
@@ -31,7 +31,7 @@ class ArithmeticTask(Task):
     max_new_tokens = 4
     reward_range = (0.0, 1.0)
 
-    def __init__(self, max_operand: int = 49, wrong_share: float = 0.3, max_offset: int = 3):
+    def __init__(self, max_operand: int = 19, wrong_share: float = 0.3, max_offset: int = 3):
         if not 0.0 <= wrong_share < 1.0:
             raise ValueError(f"arithmetic: wrong_share must be in [0, 1), got {wrong_share}")
         self.max_operand = max_operand

@@ -1,0 +1,45 @@
+"""A reward model learns the annotator's preferences from rankings, with either loss."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.annotator import SimulatedAnnotator
+from core.model import load_checkpoint
+from core.reward_model import Ranking, collect_rankings, ranking_loss, train_reward_model
+from core.tasks import get_task
+from core.trainer import default_checkpoint
+
+pytestmark = pytest.mark.skipif(not default_checkpoint("sentiment").exists(),
+                                reason="assets/sentiment.safetensors missing")
+
+
+@pytest.fixture(scope="module")
+def rankings():
+    torch.set_num_threads(1)
+    base, _ = load_checkpoint(default_checkpoint("sentiment"))
+    rng = np.random.default_rng(0)
+    data = collect_rankings(base, get_task("sentiment"), SimulatedAnnotator(0.1, rng), 150, 4,
+                            48, rng, torch.Generator().manual_seed(0))
+    return base, data
+
+
+@pytest.mark.parametrize("kind", ["bradley_terry", "plackett_luce"])
+def test_held_out_accuracy_beats_chance(rankings, kind):
+    base, data = rankings
+    model, metrics = train_reward_model(base, data, kind, epochs=2, lr=3e-4, max_new_tokens=48)
+    # 30 held-out rankings = 180 ordered pairs: chance is 0.5 +- 0.04; measured 0.62 / 0.67.
+    assert metrics["rm/accuracy"] > 0.58
+    assert metrics["rm/true_accuracy"] > 0.58
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_ranking_losses_match_the_contract_by_hand():
+    scores = torch.tensor([[2.0, 0.0, 1.0]])
+    batch = [Ranking("p", ("a", "b", "c"), (1, 3, 2), (0.0, 0.0, 0.0))]
+    # Plackett-Luce on the order a, c, b: -(2 - lse(2, 1, 0)) - (1 - lse(1, 0))
+    pl = -(2 - np.log(np.exp(2) + np.exp(1) + 1)) - (1 - np.log(np.exp(1) + 1))
+    assert ranking_loss(scores, batch, "plackett_luce").item() == pytest.approx(pl, abs=1e-5)
+    # Bradley-Terry on the pairs a>b, a>c, c>b
+    bt = np.mean([np.log1p(np.exp(-d)) for d in (2.0, 1.0, 1.0)])
+    assert ranking_loss(scores, batch, "bradley_terry").item() == pytest.approx(bt, abs=1e-5)
