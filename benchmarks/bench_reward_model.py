@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.annotator import SimulatedAnnotator  # noqa: E402
-from core.model import load_checkpoint  # noqa: E402
+from core.checkpoints import load_checkpoint  # noqa: E402
 from core.reward_model import collect_rankings, train_reward_model  # noqa: E402
 from core.tasks import get_task  # noqa: E402
 from core.trainer import default_checkpoint  # noqa: E402

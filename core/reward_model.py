@@ -136,6 +136,9 @@ def train_reward_model(base: GPT, rankings: list[Ranking], kind: str, epochs: in
                        progress=None) -> tuple[RewardModel, dict[str, float]]:
     """Fit r_theta on (1 - holdout) of the rankings; report held-out accuracy and loss."""
     rng = np.random.default_rng(seed)
+    # The head's initialisation must come from `seed`, not from whatever global torch state
+    # earlier work left behind: same seed, same reward model.
+    torch.manual_seed(seed)
     idx = rng.permutation(len(rankings))
     n_val = max(1, int(len(rankings) * holdout))
     val = [rankings[i] for i in idx[:n_val]]

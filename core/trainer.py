@@ -20,9 +20,10 @@ import torch
 
 from core.algorithms import PolicyOutput, Rollout, make_objective
 from core.batching import encode_prompts
+from core.checkpoints import load_checkpoint, resolve_device
 from core.config import RunConfig, live_fields
 from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
-from core.model import ValueHead, frozen_copy, load_checkpoint, resolve_device, sequence_logprobs
+from core.model import ValueHead, frozen_copy, sequence_logprobs
 from core.reward_sources import make_reward_source
 from core.tasks import get_task
 from core.tensor_utils import masked_mean
@@ -250,7 +251,7 @@ class Trainer:
 
     # --- persistence
     def save_policy(self, path) -> None:
-        from core.model import save_checkpoint
+        from core.checkpoints import save_checkpoint
 
         save_checkpoint(path, self.policy, {"step": self.step_index, "config": self.cfg.to_dict(),
                                             "base": self.base_meta})

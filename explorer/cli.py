@@ -190,7 +190,7 @@ def cmd_train(args) -> int:
 def cmd_pretrain(args) -> int:
     from pathlib import Path
 
-    from core.model import save_checkpoint
+    from core.checkpoints import save_checkpoint
     from core.pretrain import PretrainConfig, pretrain
     from core.tasks import get_task
     from core.trainer import default_checkpoint

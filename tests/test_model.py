@@ -13,9 +13,6 @@ from core.model import (
     SequenceScores,
     ValueHead,
     frozen_copy,
-    load_checkpoint,
-    resolve_device,
-    save_checkpoint,
     sequence_logprobs,
 )
 
@@ -300,47 +297,3 @@ def test_frozen_copy_is_independent():
     opt.step()
     torch.testing.assert_close(ref(ids), before, atol=0, rtol=0)
     assert not torch.allclose(model(ids), before)
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints and devices
-
-
-def test_checkpoint_round_trip(tmp_path):
-    model = make_model(seed=3)
-    path = tmp_path / "m.safetensors"
-    save_checkpoint(path, model, meta={"step": 12, "tokenizer": "chars-v1"})
-    loaded, meta = load_checkpoint(path)
-    assert meta == {"step": 12, "tokenizer": "chars-v1"}
-    assert loaded.config == model.config
-    loaded.eval()
-    ids, mask = left_padded([4, 2], width=4)
-    torch.testing.assert_close(loaded(ids, mask), model(ids, mask), atol=0, rtol=0)
-    # the tie survives the load: one matrix used as both embedding and head
-    with torch.no_grad():
-        loaded.wte.weight[1] += 1.0
-    assert not torch.equal(loaded(ids, mask), model(ids, mask))
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        assert sum("wte" in k for k in f.keys()) == 1
-
-
-def test_checkpoint_errors(tmp_path):
-    model = make_model()
-    with pytest.raises(ValueError, match="JSON"):
-        save_checkpoint(tmp_path / "x.safetensors", model, meta={"bad": object()})
-    bogus = tmp_path / "bogus.safetensors"
-    bogus.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="safetensors"):
-        load_checkpoint(bogus)
-
-
-def test_resolve_device():
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError):
-        resolve_device("tpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            resolve_device("cuda")

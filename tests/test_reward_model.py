@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.annotator import SimulatedAnnotator
-from core.model import load_checkpoint
+from core.checkpoints import load_checkpoint
 from core.reward_model import Ranking, collect_rankings, ranking_loss, train_reward_model
 from core.tasks import get_task
 from core.trainer import default_checkpoint
@@ -19,7 +19,7 @@ def rankings():
     torch.set_num_threads(1)
     base, _ = load_checkpoint(default_checkpoint("sentiment"))
     rng = np.random.default_rng(0)
-    data = collect_rankings(base, get_task("sentiment"), SimulatedAnnotator(0.1, rng), 150, 4,
+    data = collect_rankings(base, get_task("sentiment"), SimulatedAnnotator(0.1, rng), 240, 4,
                             48, rng, torch.Generator().manual_seed(0))
     return base, data
 
@@ -28,9 +28,10 @@ def rankings():
 def test_held_out_accuracy_beats_chance(rankings, kind):
     base, data = rankings
     model, metrics = train_reward_model(base, data, kind, epochs=2, lr=3e-4, max_new_tokens=48)
-    # 30 held-out rankings = 180 ordered pairs: chance is 0.5 +- 0.04; measured 0.62 / 0.67.
-    assert metrics["rm/accuracy"] > 0.58
-    assert metrics["rm/true_accuracy"] > 0.58
+    # 48 held-out rankings = 288 ordered pairs: chance is 0.5 +- 0.03; measured 0.70 / 0.69
+    # against the annotator and 0.74 against the true reward (BT / PL).
+    assert metrics["rm/accuracy"] > 0.6
+    assert metrics["rm/true_accuracy"] > 0.6
     assert not any(p.requires_grad for p in model.parameters())
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
+
 from core.config import RunConfig
 from core.kl import kl_estimate
 from core.tensor_utils import Tensor, masked_mean
@@ -84,6 +86,18 @@ class Objective:
         if self.cfg.kl_in != "loss" or beta == 0:
             return out.logp.new_zeros(())
         return beta * masked_mean(self.token_kl(out.logp, batch), batch.mask)
+
+    def baseline(self, returns: Tensor, batch: Rollout, moving: MovingAverageBaseline,
+                 observed: float) -> Tensor:
+        """b_t for (G_t - b_t) by `cfg.baseline`: a learned V(s_t), the moving average of past
+        batches (then fed `observed`, so b never depends on this batch), or 0."""
+        if self.cfg.baseline == "value":
+            return batch.values_old * batch.mask
+        if self.cfg.baseline == "moving_average":
+            b = torch.full_like(returns, moving.value) * batch.mask
+            moving.update(observed)
+            return b
+        return torch.zeros_like(returns)
 
     def reward_kl_beta(self, beta: float) -> float:
         """beta applied inside the per-token reward (0 when the KL goes in the loss)."""

@@ -53,15 +53,9 @@ class KLPenalty(Objective):
         self.moving = MovingAverageBaseline(cfg.baseline_momentum)
 
     def prepare(self, batch, beta):
-        cfg, mask = self.cfg, batch.mask
+        mask = batch.mask
         returns = broadcast_sequence(batch.scores, mask)
-        if cfg.baseline == "value":
-            b = batch.values_old * mask
-        elif cfg.baseline == "moving_average":
-            b = torch.full_like(returns, self.moving.value) * mask
-            self.moving.update(float(batch.scores.mean()))
-        else:
-            b = torch.zeros_like(returns)
+        b = self.baseline(returns, batch, self.moving, float(batch.scores.mean()))
         advantages = (returns - b) * mask
         return replace(batch, advantages=advantages, returns=returns), stats(
             "advantage", advantages, mask)

@@ -68,13 +68,7 @@ class Reinforce(Objective):
         kl_t = self.token_kl(batch.logp_old, batch)
         rewards = kl_penalized_rewards(batch.scores, kl_t, self.reward_kl_beta(beta), mask)
         returns = discounted_returns(rewards, cfg.gamma, mask)
-        if cfg.baseline == "value":
-            b = batch.values_old * mask
-        elif cfg.baseline == "moving_average":
-            b = torch.full_like(returns, self.moving.value) * mask
-            self.moving.update(float(returns[:, 0].mean()))
-        else:
-            b = torch.zeros_like(returns)
+        b = self.baseline(returns, batch, self.moving, float(returns[:, 0].mean()))
         discount = cfg.gamma ** torch.arange(mask.shape[1], device=mask.device, dtype=mask.dtype)
         advantages = discount * (returns - b) * mask
         metrics = stats("advantage", advantages, mask)

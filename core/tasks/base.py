@@ -292,3 +292,49 @@ def split_words(
     k = options[int(rng.integers(len(options)))] if len(options) > 1 else options[0]
     prompt = " ".join(parts[:k])
     return prompt, line[len(prompt):]
+
+
+# --------------------------------------------------------------------------------------------
+# The grammar-sentence tasks' shared corpus / prompt plumbing
+
+
+class SentenceTask(Task):
+    """A task whose lines are grammar sentences cut after their first few words.
+
+    Subclasses implement ``_lines`` (n lines, each with its prompt/completion cut, drawn from one
+    rng) and ``_split`` (one line's cut, None when no cut is admissible). ``corpus`` and
+    ``sample_prompts`` both go through ``_lines``, so for the same rng state the prompts are
+    exactly the prefixes the base model was pretrained on.
+    """
+
+    max_line_chars: int
+    checker: SentenceChecker
+
+    @abstractmethod
+    def _lines(self, n: int, rng: np.random.Generator) -> list[tuple[str, tuple[str, str]]]:
+        """``n`` pairs ``(line, (prompt, completion))``."""
+
+    @abstractmethod
+    def _split(self, line: str, rng: np.random.Generator) -> tuple[str, str] | None:
+        """``(prompt, completion)`` of ``line``, or None when no cut is admissible."""
+
+    def _text(self, tokens: list[str]) -> str | None:
+        """The line for generated ``tokens``; None if it repeats a content word or is too long."""
+        function_words = self.checker.function_words
+        content = [t for t in tokens if t not in function_words]
+        if len(content) != len(set(content)):
+            return None
+        line = " ".join(tokens).replace(" ,", ",").replace(" .", ".")
+        return line if len(line) <= self.max_line_chars else None
+
+    def corpus(self, n_lines: int, seed: int) -> list[str]:
+        return [line for line, _ in self._lines(n_lines, np.random.default_rng(seed))]
+
+    def split_line(self, line: str, rng: np.random.Generator) -> tuple[str, str]:
+        cut = self._split(line, rng)
+        if cut is None:
+            raise ValueError(f"{self.name}: no admissible prompt/completion split of {line!r}")
+        return cut
+
+    def sample_prompts(self, n: int, rng: np.random.Generator) -> list[str]:
+        return [cut[0] for _, cut in self._lines(n, rng)]

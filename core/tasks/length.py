@@ -27,7 +27,7 @@ from .base import (
     Grammar,
     Rule,
     SentenceChecker,
-    Task,
+    SentenceTask,
     Uniforms,
     Verdict,
     alternatives,
@@ -85,7 +85,7 @@ def length_reward(n_words: int) -> float:
     return math.exp(-abs(n_words - TARGET_WORDS) / FALLOFF)
 
 
-class LengthTask(Task):
+class LengthTask(SentenceTask):
     name = "length"
     description = (
         "Finish a plain sentence so that it has exactly nine words, well-formed and ending "
@@ -102,13 +102,6 @@ class LengthTask(Task):
         lengths = np.array(sorted(LENGTH_WEIGHTS))
         weights = np.array([LENGTH_WEIGHTS[n] for n in lengths], dtype=float)
         self._lengths, self._p = lengths.tolist(), (weights / weights.sum()).tolist()
-
-    def _text(self, tokens: list[str]) -> str | None:
-        content = [t for t in tokens if t not in FUNCTION_WORDS]
-        if len(content) != len(set(content)):
-            return None
-        line = " ".join(tokens).replace(" ,", ",").replace(" .", ".")
-        return line if len(line) <= self.max_line_chars else None
 
     def _split(self, line: str, rng: np.random.Generator) -> tuple[str, str] | None:
         return split_words(line, rng, self.max_prompt_chars, self._max_completion)
@@ -135,18 +128,6 @@ class LengthTask(Task):
         if len(out) == n:
             return out
         raise RuntimeError("length: could not fill the corpus length histogram")  # pragma: no cover
-
-    def corpus(self, n_lines: int, seed: int) -> list[str]:
-        return [line for line, _ in self._lines(n_lines, np.random.default_rng(seed))]
-
-    def split_line(self, line: str, rng: np.random.Generator) -> tuple[str, str]:
-        cut = self._split(line, rng)
-        if cut is None:
-            raise ValueError(f"length: no admissible prompt/completion split of {line!r}")
-        return cut
-
-    def sample_prompts(self, n: int, rng: np.random.Generator) -> list[str]:
-        return [cut[0] for _, cut in self._lines(n, rng)]
 
     def _verdict(self, prompt: str, completion: str) -> tuple[float, Verdict]:
         v = self.checker.check(prompt + completion)

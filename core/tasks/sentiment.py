@@ -33,7 +33,7 @@ from .base import (
     Grammar,
     Rule,
     SentenceChecker,
-    Task,
+    SentenceTask,
     Uniforms,
     Verdict,
     alternatives,
@@ -131,7 +131,7 @@ def _grammar() -> Grammar:
     return Grammar(r)
 
 
-class SentimentTask(Task):
+class SentimentTask(SentenceTask):
     name = "sentiment"
     description = (
         "Continue a short movie review so that it reads as positive as possible: strong, "
@@ -151,14 +151,6 @@ class SentimentTask(Task):
         self._max_completion = self.max_new_tokens - 2  # leave room for EOS
 
     # ---------------------------------------------------------------- text generation
-    def _line(self, u: Uniforms) -> str | None:
-        tokens = self.grammar.generate(u)
-        content = [t for t in tokens if t not in FUNCTION_WORDS]
-        if len(content) != len(set(content)):
-            return None
-        line = " ".join(tokens).replace(" ,", ",").replace(" .", ".")
-        return line if len(line) <= self.max_line_chars else None
-
     def _split(self, line: str, rng: np.random.Generator) -> tuple[str, str] | None:
         return split_words(line, rng, self.max_prompt_chars, self._max_completion,
                            allowed=self._prompt_words)
@@ -167,25 +159,13 @@ class SentimentTask(Task):
         u = Uniforms(rng)
         out: list[tuple[str, tuple[str, str]]] = []
         while len(out) < n:
-            line = self._line(u)
+            line = self._text(self.grammar.generate(u))
             if line is None:
                 continue
             cut = self._split(line, rng)
             if cut is not None:
                 out.append((line, cut))
         return out
-
-    def corpus(self, n_lines: int, seed: int) -> list[str]:
-        return [line for line, _ in self._lines(n_lines, np.random.default_rng(seed))]
-
-    def split_line(self, line: str, rng: np.random.Generator) -> tuple[str, str]:
-        cut = self._split(line, rng)
-        if cut is None:
-            raise ValueError(f"sentiment: no admissible prompt/completion split of {line!r}")
-        return cut
-
-    def sample_prompts(self, n: int, rng: np.random.Generator) -> list[str]:
-        return [cut[0] for _, cut in self._lines(n, rng)]
 
     # ---------------------------------------------------------------- reward
     @staticmethod

@@ -18,7 +18,6 @@ from PySide6.QtGui import (
     QDesktopServices,
     QGuiApplication,
     QKeySequence,
-    QPalette,
     QStandardItem,
     QStandardItemModel,
 )
@@ -26,18 +25,17 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QLineEdit,
     QMenu,
     QMessageBox,
     QPushButton,
-    QStackedLayout,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from core.runs import RunInfo, RunStore
+from explorer.panels.common import empty_stack, is_dark, muted_label, setup_table
 
 # Status and steps come right after the name: a dock is ~360 px wide and they matter most.
 COLUMNS = ("", "Name / id", "Status", "Steps", "Task", "Objective", "Reward source", "Created")
@@ -124,19 +122,10 @@ class RunsPanel(QWidget):
 
         self.table = QTableView()
         self.table.setModel(self.proxy)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        setup_table(self.table)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keeps an id's random suffix
-        self.table.verticalHeader().hide()
-        rows = self.table.verticalHeader()
-        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        rows.setDefaultSectionSize(self.table.fontMetrics().lineSpacing() + 8)
         header = self.table.horizontalHeader()
-        header.setHighlightSections(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(TICK, QHeaderView.ResizeMode.Fixed)
         em = self.fontMetrics().horizontalAdvance("m")
@@ -155,26 +144,14 @@ class RunsPanel(QWidget):
         delete.triggered.connect(lambda: self._delete_selected())
         self.table.addAction(delete)
 
-        self.empty = QLabel(EMPTY_TEXT)
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setContentsMargins(16, 16, 16, 16)
-        palette = self.empty.palette()
-        palette.setColor(QPalette.ColorRole.WindowText,
-                         palette.color(QPalette.ColorRole.PlaceholderText))
-        self.empty.setPalette(palette)
-        body = QWidget()
-        self._stack = QStackedLayout(body)
-        self._stack.addWidget(self.empty)
-        self._stack.addWidget(self.table)
+        body, self._stack, self.empty = empty_stack(EMPTY_TEXT, self.table)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(4)
         layout.addLayout(top)
         layout.addWidget(body, 1)
-        self.footer = QLabel()
-        self.footer.setPalette(palette)
+        self.footer = muted_label()
         layout.addWidget(self.footer)
         self._update_buttons()
         if store is not None:
@@ -318,8 +295,7 @@ class RunsPanel(QWidget):
 
     def _status_colour(self, status: str) -> QColor:
         colour = QColor(STATUS_COLOURS.get(status, "#808080"))
-        dark = self.palette().color(QPalette.ColorRole.Base).lightness() < 128
-        return colour.lighter(140) if dark else colour
+        return colour.lighter(140) if is_dark(self.palette()) else colour
 
     def _item(self, run_id: str, col: int) -> QStandardItem | None:
         for r in range(self.model.rowCount()):

@@ -23,12 +23,10 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QFontDatabase, QPalette, QTextCharFormat, QTextLayout
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QSlider,
-    QStackedLayout,
     QStyle,
     QStyledItemDelegate,
     QTableView,
@@ -36,6 +34,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from explorer.panels.common import empty_stack, mix, readable_on, setup_table
 
 HISTORY_STEPS = 200
 EMPTY_TEXT = ("Samples appear here once a run starts — watch them for reward hacking: text that "
@@ -48,25 +48,13 @@ TEXT_LINES = 2  # completions are short; two wrapped lines show them whole in a 
 _Index = QModelIndex | QPersistentModelIndex
 
 
-def _mix(a: QColor, b: QColor, t: float) -> QColor:
-    return QColor.fromRgbF(a.redF() + (b.redF() - a.redF()) * t,
-                           a.greenF() + (b.greenF() - a.greenF()) * t,
-                           a.blueF() + (b.blueF() - a.blueF()) * t)
-
-
 def reward_colour(value: float, lo: float, hi: float, base: QColor) -> QColor | None:
     """Red at `lo`, the palette's Base at the middle, green at `hi`; None for NaN."""
     if not math.isfinite(value):
         return None
     mid, half = (lo + hi) / 2, (hi - lo) / 2 or 1.0
     t = max(-1.0, min(1.0, (value - mid) / half))
-    return _mix(base, HIGH_COLOUR if t >= 0 else LOW_COLOUR, MAX_MIX * abs(t))
-
-
-def readable_on(colour: QColor) -> QColor:
-    # Pick black or white by luminance, so a cell reads in light and dark palettes alike.
-    r, g, b = colour.redF(), colour.greenF(), colour.blueF()
-    return QColor("black") if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else QColor("white")
+    return mix(base, HIGH_COLOUR if t >= 0 else LOW_COLOUR, MAX_MIX * abs(t))
 
 
 def _num(value: float, signed: bool = False) -> str:
@@ -265,31 +253,10 @@ class SamplesPanel(QWidget):
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
         mono.setPointSizeF(max(8.0, self.font().pointSizeF() * 0.95))
         self.table.setFont(mono)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setWordWrap(False)
-        self.table.setShowGrid(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        rows = self.table.verticalHeader()
-        # Fixed heights: nothing is measured per refresh, however often samples arrive.
-        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        rows.setDefaultSectionSize(self.table.fontMetrics().lineSpacing() * TEXT_LINES + 8)
-        self.table.horizontalHeader().setHighlightSections(False)
+        setup_table(self.table, row_lines=TEXT_LINES)
         self._layout_columns()
 
-        self.empty = QLabel(EMPTY_TEXT)
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setContentsMargins(16, 16, 16, 16)
-        palette = self.empty.palette()
-        palette.setColor(QPalette.ColorRole.WindowText,
-                         palette.color(QPalette.ColorRole.PlaceholderText))
-        self.empty.setPalette(palette)
-        body = QWidget()
-        self._stack = QStackedLayout(body)
-        self._stack.addWidget(self.empty)
-        self._stack.addWidget(self.table)
+        body, self._stack, self.empty = empty_stack(EMPTY_TEXT, self.table)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
