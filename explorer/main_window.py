@@ -310,7 +310,7 @@ class MainWindow(QMainWindow):
     def _redraw_runs(self) -> None:
         entries = []
         if self.live_series is not None:
-            label = f"{self.controller.cfg.algo} · live" if self.controller.cfg else "live"
+            label = f"{self.controller.cfg.algo} (live)" if self.controller.cfg else "live"
             entries.append((label, self.live_series))
         elif self.opened is not None:
             entries.append((self._label(self.opened[0]), self.opened[1]))
@@ -326,7 +326,7 @@ class MainWindow(QMainWindow):
             info = self.store.get_run(run_id)
         except KeyError:
             return run_id
-        return info.name or f"{info.algo} · {info.task} · {run_id[9:15]}"
+        return info.name or f"{info.algo} {run_id[9:15]}"
 
     def open_run(self, run_id: str) -> None:
         if run_id == self.live_id and self.live_series is not None:

@@ -54,6 +54,7 @@ def main() -> None:
     wait(app, 60, until=lambda: not window.controller.busy)
     ids = [r.id for r in window.store.list_runs()]
     window.runs_panel.set_ticked(ids)
+    window.set_overlays(ids)
     wait(app, 2)
     window.grab().save(str(out / "overlay.png"))
     window.dashboard.export_png(out / "dashboard_export.png", width=1800)

@@ -124,7 +124,7 @@ def test_dashboard_draws_both_runs_with_every_point(dashboard):
     reward = dashboard.panel("reward")
     assert len(reward.data_items()) == 4  # 2 runs x (mean, true mean)
     names = [label.text for _, label in reward.legend.items]
-    assert "run A · reward/mean" in names and "run B · reward/true_mean" in names
+    assert "run A · mean" in names and "run B · true_mean" in names
     kl = dashboard.panel("kl/mean")
     assert [label.text for _, label in kl.legend.items] == ["run A", "run B"]
     for item in reward.data_items():
@@ -179,7 +179,7 @@ def test_events_kl_target_and_grpo_note(dashboard):
     assert any(line.angle == 0 and line.value() == 3.0 for line in lines)  # the target
     assert sum(line.angle == 90 for line in lines) == 2  # one edit marker per run
     losses = dashboard.panel("losses")
-    assert GRPO_NOTE in losses.toolTip()
+    assert GRPO_NOTE in losses.subtitle and "Watch the reward" in losses.toolTip()
     assert "GRPO" in losses.plot_item.titleLabel.text
 
 
@@ -253,7 +253,7 @@ def test_single_plot_exports(dashboard, tmp_path):
 
     svg_text = reward.export_svg(tmp_path / "reward.svg").read_text()
     ET.fromstring(svg_text)
-    assert "run A · reward/mean" in svg_text and "reward" in svg_text
+    assert "run A · mean" in svg_text and "reward" in svg_text
 
     rows = _csv_rows(reward.export_csv(tmp_path / "reward.csv"))
     # 2 runs x (mean, true mean, std of the band), every point
@@ -271,7 +271,7 @@ def test_dashboard_exports(dashboard, two_runs, tmp_path):
 
     svg_text = dashboard.export_svg(tmp_path / "dash.svg").read_text()
     ET.fromstring(svg_text)
-    for text in ("Reward", "Clip fraction", "run A · loss/value", "custom/thing"):
+    for text in ("Reward", "Clip fraction", "run A · value", "custom/thing"):
         assert text in svg_text
 
     rows = _csv_rows(dashboard.export_csv(tmp_path / "dash.csv"))

@@ -32,7 +32,7 @@ from explorer.plots.export import render_png, render_svg, write_long_csv
 from explorer.plots.metric_plot import MetricPlot, RunEntry
 from explorer.plots.series import RunSeries
 
-GRPO_NOTE = "GRPO: loss ≈ 0 by construction, watch the reward"
+GRPO_NOTE = "GRPO: ≈ 0 by design, watch reward"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,9 @@ MAIN_PANELS = (
               tooltip="Mean token entropy: a collapse toward 0 means the policy stopped "
                       "exploring."),
     PanelSpec("losses", "Losses", ("loss/policy", "loss/value", "loss/total"), "loss",
-              subtitle=GRPO_NOTE),
+              subtitle=GRPO_NOTE,
+              tooltip="For GRPO the loss stays near 0 by construction: with one update per "
+                      "batch the ratio is 1, so only its gradient matters. Watch the reward."),
 )
 # The x axis, never a curve of its own.
 NOT_PLOTTED = frozenset({"step"})
@@ -227,12 +229,16 @@ class Dashboard(QWidget):
         """Redraw what changed; panels on a hidden tab wait until it is shown."""
         self._discover_extras()
         extras_shown = all_panels or self.tabs.currentIndex() == 1
+        if extras_shown:
+            self._build_extras()
         for key, panel in self.panels.items():
             if extras_shown or key not in self.extra_specs:
                 panel.refresh()
 
     def panel(self, key_or_metric: str) -> MetricPlot | None:
         """A panel by key ("reward", "kl", …) or by a metric it draws."""
+        if key_or_metric in self.extra_specs:
+            self._build_extras()
         if key_or_metric in self.panels:
             return self.panels[key_or_metric]
         return next((p for p in self.panels.values() if key_or_metric in p.metrics), None)
@@ -248,12 +254,20 @@ class Dashboard(QWidget):
             new += [n for n in names
                     if n not in shown and n not in NOT_PLOTTED and n not in self.extra_specs]
         for name in dict.fromkeys(new):
-            self.extra_specs[name] = spec = extra_spec(name)
-            self.panels[name] = panel = spec.make()
+            self.extra_specs[name] = extra_spec(name)
+        if new:
+            self.tabs.setTabText(1, f"More metrics ({len(self.extra_specs)})")
+
+    def _build_extras(self) -> None:
+        # Built only when their tab is shown (or a panel is asked for): building a dozen plots
+        # at the first step stalled the GUI thread for up to a second while training started.
+        missing = [name for name in self.extra_specs if name not in self.panels]
+        for name in missing:
+            self.panels[name] = panel = self.extra_specs[name].make()
             panel.setMinimumHeight(240)
             self._configure(panel)
             panel.set_runs(self._runs)
-        if new:
+        if missing:
             self._layout_extras()
 
     def _layout_extras(self) -> None:

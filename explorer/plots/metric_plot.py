@@ -316,9 +316,15 @@ class MetricPlot(QWidget):
         elif len(self.metrics) == 1:
             name = label
         else:
-            name = f"{label} · {metric}"
+            name = f"{label} · {self._short(metric)}"
         self._curves[key] = curve = make_curve(self.plot_item, color, index, name)
         return curve
+
+    def _short(self, metric: str) -> str:
+        # "reward/mean" and "reward/true_mean" in the Reward panel: the shared prefix is the
+        # panel's subject, and overlaid runs need the legend's width for their own labels.
+        prefixes = {m.split("/", 1)[0] for m in self.metrics}
+        return metric.split("/", 1)[1] if len(prefixes) == 1 and "/" in metric else metric
 
     def _make_band(self, key: tuple[str, str], color: QColor) -> Band:
         self._bands[key] = band = make_band(self.plot_item, color)
