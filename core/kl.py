@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape, masked_mean
+from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape
 
 ESTIMATORS = ("k1", "k2", "k3")
 
@@ -137,8 +137,3 @@ class FixedKLController:
     def update(self, kl) -> float:
         return self.beta
 
-
-def masked_kl_mean(logp, logp_ref, kind: str, mask=None) -> Tensor:
-    """Mean per-token KL estimate over real tokens (what `kl/mean` reports)."""
-    est = kl_estimate(logp, logp_ref, kind)
-    return masked_mean(est, check_mask(mask, est))

@@ -28,6 +28,8 @@ class Scored:
 
 class TrueReward:
     name = "true"
+    metrics: dict[str, float] = {}      # set-up metrics (a reward model's accuracy), step 0
+    rankings: tuple = ()                # rankings the source was trained on, if any
 
     def __init__(self, task):
         self.task = task
@@ -39,6 +41,8 @@ class TrueReward:
 
 class RankedReward:
     name = "ranked"
+    metrics: dict[str, float] = {}
+    rankings: tuple = ()
 
     def __init__(self, task, annotator: SimulatedAnnotator, scheme: str, lam: float):
         self.task, self.annotator, self.scheme, self.lam = task, annotator, scheme, lam
@@ -53,8 +57,9 @@ class RankedReward:
 class LearnedReward:
     name = "learned"
 
-    def __init__(self, task, reward_model):
+    def __init__(self, task, reward_model, metrics: dict[str, float], rankings):
         self.task, self.model = task, reward_model
+        self.metrics, self.rankings = metrics, tuple(rankings)
 
     def score(self, prompts, completions, input_ids, attention_mask, group_size) -> Scored:
         true = self.task.true_rewards(prompts, completions).astype(np.float32)
@@ -79,7 +84,4 @@ def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, 
                                 rng, gen, cfg.temperature, progress)
     model, metrics = train_reward_model(base_model, rankings, cfg.rm_loss, cfg.rm_epochs,
                                         cfg.rm_lr, max_new, cfg.seed, progress=progress)
-    source = LearnedReward(task, model)
-    source.metrics = metrics
-    source.rankings = rankings
-    return source
+    return LearnedReward(task, model, metrics, rankings)

@@ -36,7 +36,7 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
         trainer = Trainer(cfg, progress)
         if on_trainer:
             on_trainer(trainer)
-        rankings = getattr(trainer.reward_source, "rankings", None)
+        rankings = trainer.reward_source.rankings
         if rankings:
             path = store.checkpoint_path(run_id, 0).parent / "rankings.jsonl"
             path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in rankings))

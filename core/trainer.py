@@ -216,7 +216,7 @@ class Trainer:
                                        strict=True))[:: max(1, cfg.group_size // 2)]
         ][: cfg.samples_per_step]
         if self.step_index == 0:
-            metrics.update(getattr(self.reward_source, "metrics", {}))
+            metrics.update(self.reward_source.metrics)
         result = StepResult(self.step_index, metrics, samples, events)
         self.step_index += 1
         return result

@@ -7,6 +7,7 @@ Everything here runs in the GUI thread; training runs in `explorer.worker.Traini
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -409,8 +410,6 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         text = s.value("lastConfig", "", str)
         if text:
-            import json
-
             try:
                 self.panel.set_config(RunConfig.from_dict(json.loads(text), algo_defaults=False))
             except (ValueError, TypeError):
@@ -418,8 +417,6 @@ class MainWindow(QMainWindow):
         return True
 
     def _save_settings(self) -> None:
-        import json
-
         s = QSettings()
         s.setValue("layoutVersion", SETTINGS_LAYOUT_VERSION)
         s.setValue("geometry", self.saveGeometry())
