@@ -65,27 +65,64 @@ def gae(rewards, values, gamma: float, lam: float, mask=None) -> tuple[Tensor, T
     return adv, (adv + v) * m
 
 
-def group_relative_advantages(rewards, eps: float = 1e-6, std: str = "unbiased") -> Tensor:
+BASELINES = ("mean", "leave_one_out")
+SCALES = ("group", "batch", "none")
+
+
+def constant_groups(rewards, rel_tol: float = 1e-6) -> Tensor:
+    """True for each group (last dim) whose rewards are all equal up to float rounding.
+
+    Such a group teaches nothing, so its advantages must be exactly 0. Testing `std > 0` is not
+    enough: in float32 the mean of identical values can miss them by an ulp, the "spread" is then
+    ~1e-8, and dividing by it (plus a tiny eps) turned rounding into advantages of 0.02-0.1.
+    """
+    r = as_tensor(rewards, "rewards")
+    span = r.amax(dim=-1) - r.amin(dim=-1)
+    return span <= rel_tol * r.abs().amax(dim=-1).clamp_min(1.0)
+
+
+def group_relative_advantages(rewards, eps: float = 1e-6, std: str = "unbiased",
+                              baseline: str = "mean", scale: str = "group") -> Tensor:
     """GRPO's advantage: (r - mean) / (std + eps) within each group (last dim = the G samples).
 
     `std` chooses the spread: "unbiased" (n-1, torch.std's default, as in DeepSeekMath and TRL),
     "population" (n), or "none" to only subtract the mean (Dr. GRPO's remedy for the length and
-    difficulty bias of dividing by std). A group of identical rewards gives 0 everywhere, never NaN:
-    it teaches nothing, and that is what the zero says.
+    difficulty bias of dividing by std). A group of identical rewards gives exactly 0 everywhere,
+    never NaN or rounding noise (`constant_groups`): it teaches nothing, and that is what the zero
+    says.
+
+    The GRPO family's other choices (TRL's names):
+    - `baseline="leave_one_out"` (RLOO, Ahmadian et al. 2024): each sample is compared with the
+      mean of the *other* G-1, r_i - (sum_j r_j - r_i)/(G-1) = G/(G-1) (r_i - mean), so its own
+      reward never enters its baseline.
+    - `scale`: "group" divides by the group's spread (GRPO), "batch" by the spread of every reward
+      in the tensor (TRL's scale_rewards="batch", PPO-Lite), "none" not at all (Dr. GRPO).
     """
     if std not in STD_KINDS:
         raise ValueError(f"unknown std {std!r}; expected one of {', '.join(STD_KINDS)}")
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; expected one of {', '.join(BASELINES)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; expected one of {', '.join(SCALES)}")
     if not (isinstance(eps, (int, float)) and eps >= 0):
         raise ValueError(f"eps must be a non-negative number, got {eps!r}")
     r = as_tensor(rewards, "rewards")
     if r.dim() == 0 or r.shape[-1] < 1:
         raise ValueError("rewards must have shape [..., G]: one group of G samples per prompt")
-    centred = r - r.mean(dim=-1, keepdim=True)
-    if std == "none":
-        return centred
     g = r.shape[-1]
-    if std == "unbiased" and g < 2:
+    flat = constant_groups(r)[..., None]
+    if g < 2:
         return torch.zeros_like(r)
-    spread = r.std(dim=-1, keepdim=True, correction=1 if std == "unbiased" else 0)
-    # A zero spread means every centred value is exactly 0; guard the 0/0 when eps is 0.
+    centred = r - r.mean(dim=-1, keepdim=True)
+    if baseline == "leave_one_out":
+        centred = centred * (g / (g - 1))
+    centred = torch.where(flat, torch.zeros_like(centred), centred)
+    if std == "none" or scale == "none":
+        return centred
+    correction = 1 if std == "unbiased" else 0
+    if scale == "batch":
+        spread = r.reshape(-1).std(correction=correction).expand_as(r[..., :1])
+    else:
+        spread = r.std(dim=-1, keepdim=True, correction=correction)
+    # A zero spread means every centred value is already exactly 0; guard the 0/0 when eps is 0.
     return torch.where(spread > 0, centred / (spread + eps), torch.zeros_like(centred))

@@ -18,14 +18,23 @@ from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape
 ESTIMATORS = ("k1", "k2", "k3")
 
 
-def kl_estimate(logp, logp_ref, kind: str = "k1") -> Tensor:
-    """Per-token estimate of KL(pi || pi_ref) from log-probs of tokens sampled from pi."""
+def kl_estimate(logp, logp_ref, kind: str = "k1", mask=None) -> Tensor:
+    """Per-token estimate of KL(pi || pi_ref) from log-probs of tokens sampled from pi.
+
+    With a `mask`, padded slots (mask 0) give exactly 0 and no gradient. The log-ratio is masked
+    *before* the estimator: a padded slot can hold any log-prob (at temperature 0.1 one of -200),
+    and k3's exp(-d) then overflows to inf, which a mask applied afterwards turns into 0 * inf =
+    NaN in the backward pass.
+    """
     if kind not in ESTIMATORS:
         raise ValueError(f"unknown KL estimator {kind!r}; expected one of {', '.join(ESTIMATORS)}")
     logp = as_tensor(logp, "logp")
     logp_ref = as_tensor(logp_ref, "logp_ref", like=logp)
     check_same_shape(logp=logp, logp_ref=logp_ref)
     d = logp - logp_ref
+    m = check_mask(mask, logp)
+    if m is not None:
+        d = torch.where(m > 0, d, torch.zeros_like(d))
     if kind == "k1":
         return d
     if kind == "k2":
@@ -70,16 +79,19 @@ class AdaptiveKLController:
       d < d_targ / factor  -> beta /= scale   (policy too timid: loosen the leash)
       d > d_targ * factor  -> beta *= scale   (policy ran off: tighten it)
       otherwise            -> beta unchanged.
-    Departures, both off by default so the rule is exactly the lecture's: `beta_min`/`beta_max`
-    bound beta, and `interval` applies the rule once every `interval` calls, to the mean KL of
-    those calls. A prototype here showed why they matter: applied every step from beta 0.05, the
-    halving rule drove beta to 1e-4 in a dozen steps while the KL was still small, and the KL then
-    overshot to ~11 nats before beta recovered.
+    beta = 0 turns the penalty off and keeps it off (halving or doubling 0 gives 0; the floor
+    does not apply to it). Departures, both off by default so the rule is exactly the lecture's:
+    `beta_min`/`beta_max` bound beta, and `interval` applies the rule once every `interval`
+    calls, to the mean KL of those calls. A prototype here showed why they matter: applied every
+    step from beta 0.05, the halving rule drove beta to 1e-4 in a dozen steps while the KL was
+    still small, and the KL then overshot to ~11 nats before beta recovered.
     """
 
     def __init__(self, beta: float, target: float, factor: float = 1.5, scale: float = 2.0,
                  beta_min: float = 0.0, beta_max: float = math.inf, interval: int = 1):
-        self.beta = _positive("beta", beta)
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be a non-negative number, got {beta!r}")
+        self.beta = float(beta)
         self.target = _positive("target", target)
         self.factor = _positive("factor", factor)
         self.scale = _positive("scale", scale)
@@ -90,8 +102,12 @@ class AdaptiveKLController:
         if not (isinstance(interval, int) and interval >= 1):
             raise ValueError(f"interval must be a whole number >= 1, got {interval!r}")
         self.beta_min, self.beta_max, self.interval = float(beta_min), float(beta_max), interval
-        self.beta = min(max(self.beta, self.beta_min), self.beta_max)
+        self.beta = self._bounded(self.beta)
         self._pending: list[float] = []
+
+    def _bounded(self, beta: float) -> float:
+        # beta = 0 means "KL off": the floor must not quietly turn it back on.
+        return 0.0 if beta == 0 else min(max(beta, self.beta_min), self.beta_max)
 
     def update(self, kl) -> float:
         self._pending.append(float(kl))
@@ -103,7 +119,7 @@ class AdaptiveKLController:
             self.beta /= self.scale
         elif d > self.target * self.factor:
             self.beta *= self.scale
-        self.beta = min(max(self.beta, self.beta_min), self.beta_max)
+        self.beta = self._bounded(self.beta)
         return self.beta
 
 

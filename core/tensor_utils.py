@@ -76,9 +76,21 @@ def masked_var(x: Tensor, mask: Tensor | None = None, unbiased: bool = False) ->
     return torch.where(denom > 0, sq / denom.clamp_min(1.0), torch.zeros_like(sq))
 
 
-def whiten(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8) -> Tensor:
-    """(x - mean) / (std + eps) over the masked elements; padding stays 0."""
-    mean = masked_mean(x, mask)
-    std = masked_var(x, mask).sqrt()
+def whiten(x: Tensor, mask: Tensor | None = None, eps: float = 1e-8,
+           rel_tol: float = 1e-6) -> Tensor:
+    """(x - mean) / (std + eps) over the masked elements; padding stays 0.
+
+    Values that are all equal (up to float rounding) whiten to exactly 0: their float32 mean can
+    miss them by an ulp, and dividing that by a std of ~1e-8 plus eps gave -0.86 for a constant.
+    """
+    m = check_mask(mask, x)
+    keep = torch.ones_like(x, dtype=torch.bool) if m is None else m > 0
+    if not bool(keep.any()):
+        return torch.zeros_like(x)
+    real = x[keep]
+    if float(real.max() - real.min()) <= rel_tol * max(1.0, float(real.abs().max())):
+        return torch.zeros_like(x)
+    mean = masked_mean(x, m)
+    std = masked_var(x, m).sqrt()
     out = (x - mean) / (std + eps)
-    return out if mask is None else out * check_mask(mask, x)
+    return out if m is None else torch.where(keep, out, torch.zeros_like(out))

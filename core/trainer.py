@@ -87,7 +87,9 @@ class Trainer:
     def _make_controller(cfg):
         if cfg.kl_controller == "fixed":
             return FixedKLController(cfg.beta)
-        return AdaptiveKLController(max(cfg.beta, 1e-8), cfg.kl_target, beta_min=cfg.beta_min,
+        # beta = 0 is "no KL to the reference": the adaptive rule keeps it at 0 (never lifts it
+        # to beta_min), and a live edit can turn it on again.
+        return AdaptiveKLController(cfg.beta, cfg.kl_target, beta_min=cfg.beta_min,
                                     beta_max=cfg.beta_max, interval=cfg.kl_interval)
 
     # --- control from other threads (the GUI) or a signal handler (the CLI)
@@ -120,20 +122,34 @@ class Trainer:
             self.cfg.with_changes(**{**self._pending, **changes})  # validates
             self._pending.update(changes)
 
+    def live_values(self) -> dict[str, float]:
+        """Every live knob's value in effect now: what the loss and optimiser really use, which
+        for beta is the controller's current value, not the configured start."""
+        values = {k: getattr(self.cfg, k) for k in live_fields()}
+        values["lr"] = self.optimizer.param_groups[0]["lr"]
+        values["beta"] = self.controller.beta
+        values["kl_target"] = getattr(self.controller, "target", self.cfg.kl_target)
+        values.update(self.objective.live_values())
+        return values
+
     def _apply_pending(self) -> list[dict]:
+        """The one place live edits take effect; the event records the true old values."""
         with self._lock:
             pending, self._pending = self._pending, {}
         if not pending:
             return []
-        old = {k: getattr(self.cfg, k) for k in pending}
+        before = self.live_values()
+        old = {k: before[k] for k in pending}
         self.cfg = self.cfg.with_changes(**pending)
         self.objective.cfg = self.cfg
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr
+        if "lr" in pending:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.cfg.lr
         if "beta" in pending:
             self.controller.beta = self.cfg.beta
         if "kl_target" in pending and hasattr(self.controller, "target"):
             self.controller.target = self.cfg.kl_target
+        self.objective.apply_live(pending)
         log.info("step %d: applied %s", self.step_index, pending)
         return [{"kind": "set", "step": self.step_index, "changes": dict(pending), "old": old}]
 
@@ -152,7 +168,9 @@ class Trainer:
             model, batch.input_ids, batch.attention_mask, batch.prompt_len,
             temperature=self.cfg.temperature, return_entropy=True, return_hidden=with_value)
         values = self.value_head(hidden) if with_value else None
-        return PolicyOutput(logp, ent, values)
+        # Padded slots hold arbitrary log-probs (-200 at temperature 0.1); zero them at the source
+        # so no estimator downstream can overflow on them (exp(200) * 0 = NaN in backward).
+        return PolicyOutput(logp * batch.mask, ent * batch.mask, values)
 
     def step(self) -> StepResult:
         events = self._apply_pending()
@@ -186,11 +204,18 @@ class Trainer:
                 out = self._forward(self.policy, first, self.value_head is not None)
                 logp_old, values_old = out.logp, out.values
         batch = Rollout(input_ids, attention_mask, P, mask, logp_old * mask, logp_ref * mask,
-                        values_old, scores, cfg.group_size)
+                        values_old, scores, cfg.group_size, max_new_tokens=self.max_new_tokens)
         batch, metrics = self.objective.prepare(batch, beta)
         metrics.update(self._update(batch, beta))
+        if hasattr(self.controller, "target"):
+            metrics["kl/target"] = float(self.controller.target)
+        if self.objective.measures_update:
+            self.policy.eval()
+            with torch.no_grad():
+                logp_new = self._forward(self.policy, batch, False).logp
+            metrics.update(self.objective.after_update(batch, logp_new))
 
-        kl_seq = {k: float((kl_estimate(batch.logp_old, batch.logp_ref, k) * mask).sum(1).mean())
+        kl_seq = {k: float(kl_estimate(batch.logp_old, batch.logp_ref, k, mask=mask).sum(1).mean())
                   for k in ("k1", "k2", "k3")}
         self.controller.update(kl_seq[cfg.kl_estimator])
         step_s = time.perf_counter() - t_start
@@ -205,6 +230,10 @@ class Trainer:
             "kl/k1": kl_seq["k1"],
             "kl/k3": kl_seq["k3"],
             "kl/beta": float(beta),
+            # the values the loss and optimiser used this step, so live edits show in every CSV
+            "hparams/lr": float(self.optimizer.param_groups[0]["lr"]),
+            "hparams/clip_eps": float(cfg.clip_eps),
+            "hparams/temperature": float(cfg.temperature),
             "completions/mean_length": n_tokens / mask.shape[0],
             "perf/step_s": step_s,
             "perf/sample_s": t_sampled - t_start,

@@ -12,12 +12,14 @@ def test_defaults_are_valid_and_per_algo_defaults_apply():
     ppo = RunConfig.for_algo("ppo")
     assert (ppo.epochs, ppo.minibatches) == (4, 4)
     assert RunConfig.for_algo("grpo").kl_estimator == "k3"
-    assert RunConfig.for_algo("kl_penalty").kl_estimator == "k2"
+    kl_penalty = RunConfig.for_algo("kl_penalty")
+    assert kl_penalty.epochs * kl_penalty.minibatches > 1     # a trust region needs reuse
+    assert RunConfig.for_algo("grpo").kl_in == "loss"
     assert RunConfig.for_algo("ppo", epochs=2).epochs == 2
 
 
 @pytest.mark.parametrize("field,value,words", [
-    ("clip_eps", 5.0, ["clip_eps", "[0.01, 1.0]"]),
+    ("clip_eps", 5.0, ["clip_eps", "[0.0001, 1.0]"]),
     ("algo", "dpo", ["algo", "reinforce", "grpo"]),
     ("group_size", 1, ["group_size", "[2, 256]"]),
     ("lr", float("nan"), ["lr", "finite"]),

@@ -31,6 +31,8 @@ class Rollout:
     group_size: int              # completions per prompt, consecutive rows
     advantages: Tensor | None = None   # [B, T], filled by prepare()
     returns: Tensor | None = None      # [B, T]
+    max_new_tokens: int = 0      # the configured completion budget (Dr. GRPO's normaliser)
+    batch_tokens: float = 0.0    # real tokens in the whole batch, kept by select() (DAPO)
 
     def select(self, idx: Tensor) -> Rollout:
         """Rows `idx` of every batch tensor (minibatches)."""
@@ -53,11 +55,20 @@ class PolicyOutput:
 
 
 class Objective:
-    """Base class: subclasses set `name`, and implement prepare() and loss()."""
+    """Base class: subclasses set `name`, and implement prepare() and loss().
+
+    The KL to the frozen reference (the RLHF regulariser) is shared by every objective: its beta
+    comes from the trainer's controller and is passed in; `cfg.kl_in` puts it in the reward
+    (`reward_kl_beta`) or in the loss (`kl_loss_term`). An objective with state of its own that
+    live edits change (the trust region's beta) exposes it through `live_values`/`apply_live`,
+    so the trainer records true old values and applies every edit in one place.
+    """
 
     name = "objective"
     #: the trainer gives the policy a value head and fills Rollout.values_old
     needs_value_head = False
+    #: the trainer scores the batch again after the update and calls after_update()
+    measures_update = False
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
@@ -77,9 +88,22 @@ class Objective:
         """(loss to minimise, metrics) on a minibatch. Metric names are slash-grouped."""
         raise NotImplementedError
 
+    def after_update(self, batch: Rollout, logp_new: Tensor) -> dict[str, float]:
+        """Called with the updated policy's log-probs of the batch (no grad) when
+        `measures_update`; returns metrics."""
+        return {}
+
+    def live_values(self) -> dict[str, float]:
+        """Current values of live knobs this objective owns (e.g. a controller's beta)."""
+        return {}
+
+    def apply_live(self, changes: dict) -> None:
+        """Adopt live edits of knobs this objective owns; `self.cfg` is already updated."""
+
     # --- pieces several objectives share
     def token_kl(self, logp: Tensor, batch: Rollout) -> Tensor:
-        return kl_estimate(logp, batch.logp_ref, self.cfg.kl_estimator) * batch.mask
+        """Per-token KL(pi || pi_ref) estimate, 0 (and no gradient) on padding."""
+        return kl_estimate(logp, batch.logp_ref, self.cfg.kl_estimator, mask=batch.mask)
 
     def kl_loss_term(self, out: PolicyOutput, batch: Rollout, beta: float) -> Tensor:
         """beta * mean KL to the reference, when the config puts the KL in the loss."""

@@ -28,26 +28,39 @@ from core.kl import kl_penalized_rewards
 from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape, masked_mean, whiten
 
 
-def _ratio_inputs(logp_new, logp_old, advantages):
+def _ratio_inputs(logp_new, logp_old, advantages, mask):
     logp_new = as_tensor(logp_new, "logp_new")
     logp_old = as_tensor(logp_old, "logp_old", like=logp_new)
     adv = as_tensor(advantages, "advantages", like=logp_new)
     check_same_shape(logp_new=logp_new, logp_old=logp_old, advantages=adv)
-    return torch.exp(logp_new - logp_old.detach()), adv.detach()
+    m = check_mask(mask, logp_new)
+    log_ratio = logp_new - logp_old.detach()
+    if m is not None:  # masked before exp: a padded slot must not overflow (0 * inf = NaN)
+        log_ratio = torch.where(m > 0, log_ratio, torch.zeros_like(log_ratio))
+    return torch.exp(log_ratio), adv.detach(), m
+
+
+def clipped_surrogate_terms(ratio: Tensor, advantages: Tensor, clip_eps: float,
+                            clip_eps_high: float | None = None) -> tuple[Tensor, Tensor]:
+    """Per token: (min(ratio A, clip(ratio, 1 - eps, 1 + eps_high) A), 1.0 where the clipped term
+    is strictly smaller, i.e. where the clip is what the objective took)."""
+    high = clip_eps if clip_eps_high is None else clip_eps_high
+    for name, eps in (("clip_eps", clip_eps), ("clip_eps_high", high)):
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"{name} must be a positive number, got {eps!r}")
+    adv = advantages.detach()
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + high) * adv
+    return torch.minimum(unclipped, clipped), (clipped < unclipped).to(ratio.dtype)
 
 
 def clipped_surrogate_loss(logp_new, logp_old, advantages, clip_eps: float = 0.2,
-                           mask=None) -> tuple[Tensor, Tensor]:
-    """Returns (loss, clip_frac): loss = -mean(min(ratio A, clip(ratio, 1-eps, 1+eps) A))."""
-    if not (isinstance(clip_eps, (int, float)) and clip_eps > 0):
-        raise ValueError(f"clip_eps must be a positive number, got {clip_eps!r}")
-    ratio, adv = _ratio_inputs(logp_new, logp_old, advantages)
-    m = check_mask(mask, ratio)
-    unclipped = ratio * adv
-    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
-    loss = -masked_mean(torch.minimum(unclipped, clipped), m)
-    clip_frac = masked_mean((clipped < unclipped).to(ratio.dtype), m).detach()
-    return loss, clip_frac
+                           mask=None, clip_eps_high: float | None = None) -> tuple[Tensor, Tensor]:
+    """Returns (loss, clip_frac): loss = -mean(min(ratio A, clip(ratio, 1-eps, 1+eps) A)).
+    `clip_eps_high` makes the range asymmetric, [1 - eps, 1 + eps_high] (DAPO's clip-higher)."""
+    ratio, adv, m = _ratio_inputs(logp_new, logp_old, advantages, mask)
+    objective, clipped = clipped_surrogate_terms(ratio, adv, clip_eps, clip_eps_high)
+    return -masked_mean(objective, m), masked_mean(clipped, m).detach()
 
 
 def ratio_outside_frac(logp_new, logp_old, clip_eps: float = 0.2, mask=None) -> Tensor:
