@@ -149,3 +149,47 @@ def test_kl_penalized_rewards_puts_score_on_last_real_token():
     mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
     out = kl_penalized_rewards(torch.tensor([1.0, 2.0]), kl, beta=0.5, mask=mask)
     assert close(out, [[-0.05, -0.1, 1.0 - 0.15], [-0.25, 2.0 - 0.25, 0.0]])
+
+
+def test_kl_estimate_masks_before_the_estimator():
+    """A padded slot with a log-prob of -200 (temperature 0.1) must give 0 and a finite, zero
+    gradient: k3's exp(-d) would overflow there and 0 * inf is NaN in backward."""
+    logp = torch.tensor([[-1.0, -200.0]], requires_grad=True)
+    ref = torch.tensor([[-1.2, -0.5]])
+    mask = torch.tensor([[1.0, 0.0]])
+    kl = kl_estimate(logp, ref, "k3", mask=mask)
+    assert close(kl, [[math.exp(-0.2) - 1 + 0.2, 0.0]])
+    kl.sum().backward()
+    assert torch.isfinite(logp.grad).all() and logp.grad[0, 1] == 0
+
+
+def test_whiten_of_a_constant_is_zero():
+    from core.tensor_utils import whiten
+
+    for value in (0.1, -0.37, 5.0):
+        assert torch.equal(whiten(torch.full((64, 48), value)), torch.zeros(64, 48))
+    x = torch.tensor([[0.3, 0.3, 9.0]])
+    assert torch.equal(whiten(x, torch.tensor([[1.0, 1.0, 0.0]])), torch.zeros(1, 3))
+    out = whiten(torch.tensor([1.0, 3.0]))
+    assert close(out, [-1.0, 1.0])
+
+
+def test_group_variants_by_hand():
+    r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [3.0, 1.0, 1.0, 1.0]])
+    # leave-one-out: r_i - mean of the other three = 4/3 (r_i - mean)
+    assert close(group_relative_advantages(r, std="none", baseline="leave_one_out"),
+                 [[2 / 3, -2 / 3, -2 / 3, 2 / 3], [2.0, -2 / 3, -2 / 3, -2 / 3]])
+    # batch scaling: centred by the group mean, divided by the std of all eight rewards
+    batch_std = float(r.reshape(-1).std())
+    assert close(group_relative_advantages(r, eps=0.0, scale="batch"),
+                 (r - r.mean(-1, keepdim=True)) / batch_std)
+    assert close(group_relative_advantages(r, scale="none"), r - r.mean(-1, keepdim=True))
+    with pytest.raises(ValueError, match="leave_one_out"):
+        group_relative_advantages(r, baseline="loo")
+
+
+def test_adaptive_beta_zero_stays_off():
+    ctl = AdaptiveKLController(beta=0.0, target=1.0, beta_min=0.01)
+    assert [ctl.update(kl) for kl in (0.0, 50.0, 0.1)] == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="beta"):
+        AdaptiveKLController(beta=-1.0, target=1.0)

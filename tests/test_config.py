@@ -77,3 +77,19 @@ def test_load_errors_are_clear(tmp_path):
     broken.write_text("lr = = 1")
     with pytest.raises(ValueError, match="not valid toml"):
         RunConfig.load(broken)
+
+
+def test_k1_in_the_loss_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match="k2 or k3"):
+        RunConfig.for_algo("reinforce", kl_in="loss", kl_estimator="k1")
+    RunConfig.for_algo("reinforce", kl_in="loss", kl_estimator="k1", beta=0.0)   # KL off: fine
+    RunConfig.for_algo("reinforce", kl_in="loss", kl_estimator="k3")
+
+
+def test_grpo_family_knobs_are_settable_from_text():
+    cfg = RunConfig.from_dict({"algo": "grpo", "loss_type": "dr_grpo", "scale_rewards": "none",
+                               "group_baseline": "leave_one_out",
+                               "importance_sampling": "sequence", "clip_eps": "3e-4"})
+    assert (cfg.loss_type, cfg.scale_rewards, cfg.clip_eps) == ("dr_grpo", "none", 3e-4)
+    with pytest.raises(ValueError, match="grpo, bnpo, dr_grpo, dapo"):
+        RunConfig.for_algo("grpo", loss_type="sapo")

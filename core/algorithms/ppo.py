@@ -108,6 +108,10 @@ class PPO(Objective):
         loss = -L_clip + c1 * L_VF - c2 * S.
     Departure: the value head shares the policy's trunk (one model on a laptop) instead of a
     separate critic; c1 keeps its gradient from swamping the policy's. No value clipping.
+
+    Which KL the controller reads: the trainer's, on the KL to the frozen reference per completion
+    (`kl/mean`). The clip, not a penalty, is PPO's trust region; `policy/approx_kl` reports
+    KL(pi_old || pi_theta) for comparison with the KL-penalised objective's `trust/kl`.
     """
 
     name = "ppo"

@@ -54,6 +54,10 @@ class Reinforce(Objective):
     gamma^t (G_t - b_t) (the lecture's gamma^t factor; with gamma = 1 it is 1). Baseline: none, a
     moving average of G_0 over past steps (never this batch, so it stays unbiased), or a learned
     V(s_t) from a value head trained with c1 * (V - G)^2 / 2.
+
+    Which KL the controller reads: the trainer's, on the KL to the frozen reference per completion
+    (`kl/mean`); with `kl_in == "loss"` that KL is a loss term instead (k2 or k3: k1's gradient
+    is zero in expectation). REINFORCE has no trust region: one update per batch.
     """
 
     name = "reinforce"

@@ -65,11 +65,21 @@ MAIN_PANELS = (
                       "and this does not, the policy is hacking the model."),
     PanelSpec("kl", "KL to the reference", ("kl/mean",), "KL", "nats",
               legend_corner="bottom-right",
-              tooltip="How far the policy has drifted from the reference model, per token."),
+              tooltip="KL(π_θ ‖ π_ref): how far the policy has drifted from the frozen base "
+                      "model, summed over each completion's tokens. Its budget (the adaptive "
+                      "target) is what bounds how high the reward can climb."),
+    PanelSpec("update", "Policy step: KL(π_old ‖ π_new)", ("policy/approx_kl", "trust/kl"),
+              "KL per token", "nats",
+              tooltip="How far one update moved the policy from the one that sampled the batch. "
+                      "approx_kl: during the update (k3); trust/kl: measured after it, the d "
+                      "that the trust-region objective's adaptive β reads."),
     PanelSpec("clip_frac", "Clip fraction", ("policy/clip_frac",), "share of tokens",
-              tooltip="Share of tokens where PPO's clip decided the objective."),
-    PanelSpec("beta", "KL weight β", ("kl/beta",), "β",
-              tooltip="The KL penalty weight; the adaptive controller halves or doubles it."),
+              tooltip="Share of tokens where PPO's clip decided the objective. It is 0 by "
+                      "construction with one update per batch (ratio = 1)."),
+    PanelSpec("beta", "KL weights β", ("kl/beta", "trust/beta"), "β",
+              tooltip="kl/beta weights the KL to the reference; trust/beta weights the "
+                      "trust-region penalty KL(π_old ‖ π_θ). The adaptive rule halves or "
+                      "doubles each against its own target. Try the log scale."),
     PanelSpec("entropy", "Entropy", ("policy/entropy",), "entropy", "nats",
               tooltip="Mean token entropy: a collapse toward 0 means the policy stopped "
                       "exploring."),
@@ -77,10 +87,13 @@ MAIN_PANELS = (
               subtitle=GRPO_NOTE,
               tooltip="For GRPO the loss stays near 0 by construction: with one update per "
                       "batch the ratio is 1, so only its gradient matters. Watch the reward."),
+    PanelSpec("length", "Completion length", ("completions/mean_length",), "tokens",
+              tooltip="Mean tokens per completion. A drift while the reward rises is a "
+                      "classic sign of reward hacking."),
 )
 # The x axis, never a curve of its own.
 NOT_PLOTTED = frozenset({"step"})
-COLUMNS = 3
+COLUMNS = 4
 
 
 def _shown_by_main() -> frozenset[str]:
