@@ -167,7 +167,10 @@ class Trainer:
         logp, ent, hidden = sequence_logprobs(
             model, batch.input_ids, batch.attention_mask, batch.prompt_len,
             temperature=self.cfg.temperature, return_entropy=True, return_hidden=with_value)
-        values = self.value_head(hidden) if with_value else None
+        # The critic reads the policy's hidden states but trains only its own head: with the
+        # value loss flowing into the shared trunk, PPO at lr 4e-5 collapsed into noise within
+        # 100 steps (KL 270 nats), its targets growing with the KL penalty they fed.
+        values = self.value_head(hidden.detach()) if with_value else None
         # Padded slots hold arbitrary log-probs (-200 at temperature 0.1); zero them at the source
         # so no estimator downstream can overflow on them (exp(200) * 0 = NaN in backward).
         return PolicyOutput(logp * batch.mask, ent * batch.mask, values)

@@ -10,7 +10,7 @@ from core.config import FIELDS, RunConfig, applies, coerce, field_info, live_fie
 def test_defaults_are_valid_and_per_algo_defaults_apply():
     assert RunConfig().algo == "grpo"
     ppo = RunConfig.for_algo("ppo")
-    assert (ppo.epochs, ppo.minibatches) == (4, 4)
+    assert (ppo.epochs, ppo.minibatches) == (2, 2)
     assert RunConfig.for_algo("grpo").kl_estimator == "k3"
     kl_penalty = RunConfig.for_algo("kl_penalty")
     assert kl_penalty.epochs * kl_penalty.minibatches > 1     # a trust region needs reuse
@@ -93,3 +93,10 @@ def test_grpo_family_knobs_are_settable_from_text():
     assert (cfg.loss_type, cfg.scale_rewards, cfg.clip_eps) == ("dr_grpo", "none", 3e-4)
     with pytest.raises(ValueError, match="grpo, bnpo, dr_grpo, dapo"):
         RunConfig.for_algo("grpo", loss_type="sapo")
+
+
+def test_a_tasks_defaults_win_over_an_objectives():
+    assert RunConfig.for_algo("grpo", task="arithmetic").prompts_per_step == 64
+    assert RunConfig.for_algo("ppo", task="arithmetic").lr == 2e-4
+    assert RunConfig.for_algo("grpo", task="sentiment").prompts_per_step == 8
+    assert RunConfig.for_algo("grpo", task="arithmetic", prompts_per_step=3).prompts_per_step == 3

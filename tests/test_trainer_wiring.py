@@ -117,3 +117,17 @@ def test_kl_penalty_logs_both_kls_and_both_betas():
     for name in ("kl/mean", "kl/beta", "trust/kl", "trust/beta", "trust/target"):
         assert name in m and math.isfinite(m[name]), name
     assert m["trust/kl"] > 0                       # several minibatch updates moved the policy
+
+
+def test_the_value_loss_trains_the_head_and_never_the_policys_trunk():
+    from core.algorithms import Rollout
+    from core.algorithms.ppo import value_loss
+
+    trainer = Trainer(RunConfig.for_algo("ppo", **SMALL))
+    ids = torch.randint(3, 20, (2, 6))
+    mask = torch.ones(2, 4)
+    batch = Rollout(ids, torch.ones(2, 6), 2, mask, mask * 0, mask * 0, None, torch.zeros(2), 2)
+    out = trainer._forward(trainer.policy, batch, with_value=True)
+    value_loss(out.values, torch.ones(2, 4), mask).backward()
+    assert trainer.value_head.proj.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in trainer.policy.parameters())
