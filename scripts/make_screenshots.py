@@ -1,5 +1,5 @@
-"""Make the README screenshots: the window mid-run with the default settings, and an overlay of
-two finished runs. Run it under a real X server (Xvfb) so it shows what a person sees:
+"""Make the README screenshots: the window after a default run, and an overlay of two runs.
+Run it under a real X server (Xvfb) so it shows what a person sees:
 
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python scripts/make_screenshots.py
 
@@ -40,12 +40,12 @@ def main() -> None:
     window = MainWindow(data_dir=tempfile.mkdtemp(), restore=False)
     window.resize(1600, 1000)
     window.show()
+    # The default sentiment run, to the end (150 steps, about a minute on 2 cores).
     window.panel.set_config(RunConfig.for_algo("grpo"))
     window.start_run()
-    wait(app, seconds)
+    wait(app, 600, until=lambda: not window.controller.busy)
+    wait(app, 1)
     window.grab().save(str(out / "main_window.png"))
-    window.controller.stop()
-    wait(app, 60, until=lambda: not window.controller.busy)
     # A second objective on the same seed, then both overlaid.
     window.panel.set_config(RunConfig.for_algo("reinforce"))
     window.start_run()
