@@ -160,6 +160,7 @@ class MainWindow(QMainWindow):
         c.stepArrived.connect(self._step)
         c.runEnded.connect(self._run_ended)
         c.runFailed.connect(self._run_failed)
+        c.changesRefused.connect(self._queued_edits_refused)
         self.panel.configChanged.connect(self._config_changed)
         self.panel.validityChanged.connect(
             lambda ok: self.controls.start_button.setEnabled(ok and not c.busy))
@@ -233,6 +234,8 @@ class MainWindow(QMainWindow):
         for event in update.events_list():
             self.live_series.add_event(format_changes(event), update.step,
                                        metrics.get("time_s"))
+            if event.get("kind") == "set":
+                self._edits_applied(event.get("changes") or {})
         samples = update.samples_list()
         if samples:
             self.samples.show_samples(update.step, samples)
@@ -275,17 +278,29 @@ class MainWindow(QMainWindow):
         box.setDetailedText(text)
         box.open()
 
+    # --- live edits: the panel shows a value as applied only once a step echoes it
     def _live_edit(self, changes: dict) -> None:
         try:
-            self.controller.request_changes(changes)
+            queued = self.controller.request_changes(changes)
         except ValueError as error:
+            self.panel.edits_refused(changes, str(error))
             self.status_text.setText(f"Not applied: {error}")
             return
-        if "kl_target" in changes and self.controller.cfg.kl_controller == "adaptive":
-            self.dashboard.set_kl_target(changes["kl_target"])
+        self.panel.edits_pending(changes, queued=queued)
         text = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
                          for k, v in changes.items())
-        self.status_text.setText(f"{text} applies at the next step.")
+        when = "once set-up ends" if queued else "at the next step"
+        self.status_text.setText(f"{text} applies {when}.")
+
+    @Slot(dict, str)
+    def _queued_edits_refused(self, changes: dict, error: str) -> None:
+        self.panel.edits_refused(changes, error, queued=True)
+        self.status_text.setText(f"Not applied: {error}")
+
+    def _edits_applied(self, changes: dict) -> None:
+        self.panel.edits_applied(changes)
+        if "kl_target" in changes and self.controller.cfg is not None:
+            self._show_kl_target(self.controller.cfg.with_changes(kl_target=changes["kl_target"]))
 
     # --- configuration shown, device
     def _config_changed(self, cfg: RunConfig | None) -> None:

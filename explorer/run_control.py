@@ -6,6 +6,7 @@ them into the GUI thread; it re-emits them for the window. It never touches torc
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class RunController(QObject):
     stepArrived = Signal(object)          # StepUpdate
     runEnded = Signal(str, str)           # run id, status
     runFailed = Signal(str, str)          # run id, traceback
+    changesRefused = Signal(dict, str)    # edits held during set-up that the trainer refused
 
     def __init__(self, data_dir: Path, parent=None):
         super().__init__(parent)
@@ -53,6 +55,7 @@ class RunController(QObject):
         self.thread.stepDone.connect(self._on_step)
         self.thread.runFinished.connect(self._on_finished)
         self.thread.runFailed.connect(self._on_failed)
+        self.thread.changesRefused.connect(self._on_changes_refused)
         self.started_at = time.monotonic()
         self._set_state(STARTING)
         self.thread.start()
@@ -71,11 +74,13 @@ class RunController(QObject):
             self.thread.request_stop()
             self._set_state(STOPPING)
 
-    def request_changes(self, changes: dict) -> None:
-        """Raises ValueError when the trainer refuses; the window shows the message."""
+    def request_changes(self, changes: dict) -> bool:
+        """True when the edits wait for set-up to end. Raises ValueError when they are refused
+        now; edits refused once set-up ends arrive as changesRefused. Applied ones come back in
+        a step's "set" event."""
         if not self.busy:
             raise ValueError("no run is going")
-        self.thread.request_changes(changes)
+        return self.thread.request_changes(changes)
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Stop and join the worker (window closing). True when it ended in time."""
@@ -96,6 +101,10 @@ class RunController(QObject):
         if self.state == STARTING:
             self._set_state(RUNNING)
         self.stepArrived.emit(update)
+
+    @Slot(str, str)
+    def _on_changes_refused(self, changes: str, error: str) -> None:
+        self.changesRefused.emit(json.loads(changes), error)
 
     @Slot(str, str)
     def _on_finished(self, run_id: str, status: str) -> None:

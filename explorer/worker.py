@@ -4,7 +4,9 @@ Only immutable values cross threads: each step becomes a frozen `StepUpdate` of 
 strings. Signals are emitted from the worker thread; connect them to slots of QObjects living in
 the GUI thread so Qt queues them there (a plain lambda would run in the worker thread).
 Controls (pause, stop, live edits) go straight to the Trainer's lock-protected mailbox, because the
-busy training loop runs no Qt events of its own.
+busy training loop runs no Qt events of its own. Live edits made while the run is still setting up
+(no Trainer yet, e.g. while a reward model trains) wait here and are forwarded as soon as the
+Trainer exists; if it refuses them then, `changesRefused` says so.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
 
-from core.config import RunConfig
+from core.config import RunConfig, live_fields
 from core.session import RunCancelled, train_and_record
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ class TrainingThread(QThread):
     stepDone = Signal(object)           # StepUpdate
     runFinished = Signal(str, str)      # run id, status (finished / stopped)
     runFailed = Signal(str, str)        # run id, traceback text
+    changesRefused = Signal(str, str)   # edits held during set-up (JSON), the trainer's reason
 
     def __init__(self, cfg: RunConfig, data_dir, parent=None):
         super().__init__(parent)
@@ -60,6 +63,8 @@ class TrainingThread(QThread):
         self._trainer = None
         self._stop = threading.Event()
         self._paused = False
+        self._queued: dict = {}         # live edits waiting for the trainer to exist
+        self._ended = False
         self.run_id: str | None = None
         TrainingThread.instances.add(self)
 
@@ -76,21 +81,44 @@ class TrainingThread(QThread):
             if self._trainer is not None:
                 (self._trainer.pause if paused else self._trainer.resume)()
 
-    def request_changes(self, changes: dict) -> None:
-        """Queue live edits; raises ValueError for a value or knob the trainer refuses."""
+    def request_changes(self, changes: dict) -> bool:
+        """Pass live edits to the trainer for its next step; True when they wait for set-up.
+
+        Raises ValueError for edits refused now. During set-up they are checked against the
+        run's config, as the trainer checks them, and held until the trainer exists.
+        """
         with self._lock:
-            if self._trainer is None:
-                raise ValueError("the run is still setting up; try again in a moment")
-            self._trainer.request_changes(**changes)
+            if self._ended or self._stop.is_set():
+                raise ValueError("the run is ending; no further step will apply it")
+            if self._trainer is not None:
+                self._trainer.request_changes(**changes)
+                return False
+            fixed = sorted(set(changes) - set(live_fields()))
+            if fixed:
+                raise ValueError(f"{', '.join(fixed)} cannot change during a run")
+            merged = {**self._queued, **changes}
+            self.cfg.with_changes(**merged)  # validates
+            self._queued = merged
+            return True
 
     # --- the worker thread
     def _adopt(self, trainer) -> None:
+        refused = None
         with self._lock:
             self._trainer = trainer
+            # Under the lock, so the held edits reach the mailbox before any newer one.
+            queued, self._queued = self._queued, {}
+            if queued:
+                try:
+                    trainer.request_changes(**queued)
+                except ValueError as error:
+                    refused = (json.dumps(queued), str(error))
             if self._paused:
                 trainer.pause()
             if self._stop.is_set():
                 trainer.request_stop()
+        if refused is not None:
+            self.changesRefused.emit(*refused)
 
     def _progress(self, name: str, done: int, total: int) -> None:
         if self._stop.is_set():
@@ -122,5 +150,5 @@ class TrainingThread(QThread):
             self.runFailed.emit(self.run_id or "", traceback.format_exc())
         finally:
             with self._lock:
-                self._trainer = None
+                self._trainer, self._queued, self._ended = None, {}, True
             store.close()

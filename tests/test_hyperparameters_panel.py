@@ -159,14 +159,16 @@ def test_running_fixes_non_live_knobs_and_routes_live_edits(panel, qtbot):
     changed, live = [], []
     panel.configChanged.connect(changed.append)
     panel.liveEditRequested.connect(live.append)
-    type_into(qtbot, panel, "lr", "1e-4")
+    trainers_lr = panel.config().lr
+    assert trainers_lr != 2e-4
+    type_into(qtbot, panel, "lr", "2e-4")
     assert live == []  # keystrokes alone are not sent to the trainer
     qtbot.keyClick(lr.editor, Qt.Key.Key_Return)
-    assert live == [{"lr": 1e-4}]
+    assert live == [{"lr": 2e-4}]
     assert changed == []
-    assert panel.config().lr == 1e-4
+    assert panel.config().lr == trainers_lr  # the trainer's value until a step echoes the edit
     type_into(qtbot, panel, "lr", "9", finish=True)  # out of range: shown, not sent
-    assert live == [{"lr": 1e-4}]
+    assert live == [{"lr": 2e-4}]
     assert panel.config() is None
     panel.set_running(False)
     assert panel.editors["group_size"].editor.isEnabled()

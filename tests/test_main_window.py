@@ -1,6 +1,7 @@
 """The explorer window driven as a person would, offscreen: start, watch, edit, stop, export,
 compare, close. Every test must leave no training thread running."""
 
+import threading
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -15,6 +16,9 @@ pytestmark = pytest.mark.skipif(not default_checkpoint("arithmetic").exists(),
                                 reason="assets/arithmetic.safetensors missing (run pretrain)")
 
 FAST = dict(task="arithmetic", prompts_per_step=2, group_size=2, threads=1)
+# A learned reward: the run sets up (trains its reward model) before the trainer exists.
+LEARNED = dict(reward_source="learned", rm_rankings=24, rm_epochs=1, prompts_per_step=2,
+               group_size=4)
 
 
 @pytest.fixture
@@ -34,6 +38,45 @@ def start(window, qtbot, **changes):
     window.panel.set_config(cfg)
     assert window.panel.config() == cfg
     qtbot.mouseClick(window.controls.start_button, Qt.LeftButton)
+
+
+def edit_row(window, qtbot, name, text):
+    line = window.panel.editors[name].editor
+    line.selectAll()
+    qtbot.keyClicks(line, text)
+    qtbot.keyClick(line, Qt.Key.Key_Return)
+
+
+@pytest.fixture
+def setup_gate(monkeypatch):
+    """Holds a run in set-up (at its first progress report) until the test sets the gate or
+    the run is stopped (pytest-qt closes the window before fixtures are torn down)."""
+    from explorer.worker import TrainingThread
+
+    gate, entered = threading.Event(), threading.Event()
+    real = TrainingThread._progress
+
+    def held(self, name, done, total):
+        entered.set()
+        while not gate.wait(0.05) and not self._stop.is_set():
+            pass
+        real(self, name, done, total)
+
+    monkeypatch.setattr(TrainingThread, "_progress", held)
+    yield gate, entered
+    gate.set()
+
+
+def refuse_large_lr(monkeypatch):
+    """A trainer whose own validation is stricter than the panel's range for lr."""
+    real = Trainer.request_changes
+
+    def strict(self, **changes):
+        if changes.get("lr", 0.0) > 1e-3:
+            raise ValueError("lr above 1e-3 is refused by this trainer")
+        real(self, **changes)
+
+    monkeypatch.setattr(Trainer, "request_changes", strict)
 
 
 def plotted_points(window) -> int:
@@ -78,6 +121,73 @@ def test_pause_with_space_and_live_edit_is_recorded(window, qtbot):
     events = store.events(run_id)
     assert events and events[0]["payload"]["changes"] == {"lr": 7e-5}
     assert "lr" in window.live_series.events[0][2]
+
+
+def test_a_row_edit_is_pending_until_the_trainer_echoes_it(window, qtbot):
+    start(window, qtbot, steps=100_000)
+    qtbot.waitUntil(lambda: window.live_series is not None
+                    and window.live_series.n_steps >= 1, timeout=60_000)
+    window.controller.toggle_pause()  # no step boundary passes until the test resumes
+    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=5000)
+    trainers = window.panel.config().lr
+    edit_row(window, qtbot, "lr", "7e-5")
+    row = window.panel.editors["lr"]
+    assert row.value() == 7e-5 and "pending" in row.hint
+    assert window.panel.config().lr == trainers
+    assert "applies at the next step" in window.status_text.text()
+    window.controller.toggle_pause()
+    qtbot.waitUntil(lambda: window.panel.config().lr == 7e-5, timeout=30_000)
+    assert "pending" not in row.hint and window.panel.pending_edits() == {}
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    assert window.panel.config().lr == 7e-5  # the run's last value stays for the next run
+
+
+def test_an_edit_made_during_setup_applies_once_setup_ends(window, qtbot, setup_gate):
+    gate, entered = setup_gate
+    start(window, qtbot, steps=100_000, **LEARNED)
+    qtbot.waitUntil(entered.is_set, timeout=60_000)
+    trainers = window.panel.config().lr
+    edit_row(window, qtbot, "lr", "7e-5")
+    row = window.panel.editors["lr"]
+    assert "once set-up ends" in row.hint and "once set-up ends" in window.status_text.text()
+    assert row.value() == 7e-5 and window.panel.config().lr == trainers
+    gate.set()
+    qtbot.waitUntil(lambda: window.panel.config().lr == 7e-5, timeout=30_000)
+    assert "pending" not in row.hint
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    store = RunStore(window.data_dir)
+    events = store.events(store.list_runs()[0].id)
+    assert events[0]["step"] == 0 and events[0]["payload"]["changes"] == {"lr": 7e-5}
+
+
+def test_refused_edits_go_back_to_the_trainers_value(window, qtbot, setup_gate, monkeypatch):
+    refuse_large_lr(monkeypatch)
+    gate, entered = setup_gate
+    start(window, qtbot, steps=100_000, **LEARNED)
+    qtbot.waitUntil(entered.is_set, timeout=60_000)
+    trainers = window.panel.config().lr
+    row = window.panel.editors["lr"]
+    edit_row(window, qtbot, "lr", "5e-3")  # held during set-up, refused when forwarded
+    assert "once set-up ends" in row.hint and window.panel.config().lr == trainers
+    gate.set()
+    qtbot.waitUntil(lambda: "not applied" in row.hint, timeout=30_000)
+    assert "refused by this trainer" in row.hint
+    assert row.value() == trainers and window.panel.config().lr == trainers
+    assert window.status_text.text().startswith("Not applied")
+    qtbot.waitUntil(lambda: window.live_series.n_steps >= 1, timeout=30_000)
+    window.controller.toggle_pause()
+    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=5000)
+    edit_row(window, qtbot, "lr", "6e-3")  # mid-run: refused at once
+    assert row.hint == "✕ 0.006 not applied: lr above 1e-3 is refused by this trainer"
+    assert row.value() == trainers and window.panel.config().lr == trainers
+    assert window.status_text.text().startswith("Not applied")
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    assert window.panel.config().lr == trainers
+    store = RunStore(window.data_dir)
+    assert store.events(store.list_runs()[0].id) == []
 
 
 def test_closing_the_window_mid_run_stops_and_joins(qtbot, tmp_path):

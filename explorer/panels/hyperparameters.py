@@ -3,6 +3,8 @@
 The source of truth is a `RunConfig` value: the widgets only display it and report edits. Each
 edit re-reads all rows, validates them field by field (`coerce` + `check_value`, shown inline)
 and then as a whole (constructing `RunConfig`, whose cross-field errors go in a panel message).
+During a run the config is what the trainer has applied; `explorer.panels.live_edits` tracks the
+edits still in flight and how their rows show them.
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from core.config import FIELDS, RunConfig, applies, live_fields
+from core.config import FIELDS, RunConfig, applies
 from explorer.panels.knob_editors import (
     ERROR_COLOUR,
     KnobEditor,
@@ -34,6 +34,8 @@ from explorer.panels.knob_editors import (
     muted,
     tooltip,
 )
+from explorer.panels.live_edits import LiveEdits
+from explorer.panels.sections import FoldingSection
 
 # The three choices that decide which knobs matter sit above the scrolling groups.
 TOP_FIELDS = ("task", "algo", "reward_source")
@@ -49,46 +51,8 @@ GROUP_TITLES = {
 }
 # Rarely touched once set up; start folded so the algorithm's knobs fit the dock.
 COLLAPSED_GROUPS = frozenset({"run"})
-LIVE_HINT = "↻ applies at the next step"
 LABEL_WIDTH_MAX = 118
 CONFIG_FILTER = "Run configs (*.toml *.json);;TOML (*.toml);;JSON (*.json)"
-
-
-class _Section(QWidget):
-    """A titled group whose body folds away under a click on its header."""
-
-    def __init__(self, title: str, collapsed: bool):
-        super().__init__()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        self.header = QToolButton()
-        self.header.setText(title)
-        self.header.setCheckable(True)
-        self.header.setChecked(not collapsed)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setAutoRaise(True)
-        self.header.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        font = self.header.font()
-        font.setWeight(font.Weight.DemiBold)
-        self.header.setFont(font)
-        self.header.toggled.connect(self._fold)
-        layout.addWidget(self.header)
-        self.body = QFrame()
-        self.body.setFrameShape(QFrame.Shape.StyledPanel)
-        self.form = QFormLayout(self.body)
-        self.form.setContentsMargins(10, 8, 8, 8)
-        self.form.setHorizontalSpacing(10)
-        self.form.setVerticalSpacing(7)
-        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
-        layout.addWidget(self.body)
-        self._fold(not collapsed)
-
-    def _fold(self, expanded: bool) -> None:
-        self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
-        self.body.setVisible(expanded)
 
 
 class HyperparameterPanel(QWidget):
@@ -96,8 +60,9 @@ class HyperparameterPanel(QWidget):
 
     configChanged(RunConfig): the rows form a new valid config (not emitted by set_config).
     validityChanged(bool): the rows went from valid to invalid or back.
-    liveEditRequested(dict): while running, a live knob got a new valid value (name -> value);
-        the window forwards it to the trainer, which applies it at the next step boundary.
+    liveEditRequested(dict): while running, live knobs got new valid values (name -> value).
+        The window forwards them to the trainer and reports back: edits_pending once the trainer
+        took them, edits_refused if not, edits_applied when a step echoes them.
     """
 
     configChanged = Signal(object)
@@ -115,9 +80,10 @@ class HyperparameterPanel(QWidget):
         self._message_box: QMessageBox | None = None
         self.editors: dict[str, KnobEditor] = {}
         self._labels: dict[str, QLabel] = {}
-        self._sections: dict[str, _Section] = {}
+        self._sections: dict[str, FoldingSection] = {}
         self._row_form: dict[str, QFormLayout] = {}
         self._build()
+        self._live = LiveEdits(self.editors, self._labels)
         self.set_config(self._config)
 
     # --- construction
@@ -154,8 +120,8 @@ class HyperparameterPanel(QWidget):
         order = [g for g in GROUP_TITLES if g in groups] + [g for g in groups
                                                              if g not in GROUP_TITLES]
         for group in order:
-            section = _Section(GROUP_TITLES.get(group, humanise(group)),
-                               group in COLLAPSED_GROUPS)
+            section = FoldingSection(GROUP_TITLES.get(group, humanise(group)),
+                                     group in COLLAPSED_GROUPS)
             section.setObjectName(f"group_{group}")
             self._sections[group] = section
             for name in groups[group]:
@@ -232,17 +198,31 @@ class HyperparameterPanel(QWidget):
     def set_running(self, running: bool) -> None:
         """Fix the non-live knobs for a run; live ones stay editable and emit liveEditRequested."""
         self._running = running
-        for name, editor in self.editors.items():
-            live = FIELDS[name].metadata["live"]
-            editor.set_enabled(live or not running)
-            self._labels[name].setEnabled(live or not running)
-            editor.set_hint(LIVE_HINT if running and live else None)
+        self._live.set_running(running, self._config)
         for button in (self.reset_button, self.load_button):
             button.setEnabled(not running)
         self.run_note.setVisible(running)
 
     def is_running(self) -> bool:
         return self._running
+
+    # --- live edits, as the trainer answers them (see explorer.panels.live_edits)
+    def edits_pending(self, changes: dict, *, queued: bool = False) -> None:
+        """The trainer took `changes` for its next step (queued: once set-up ends)."""
+        self._live.sent(changes, queued, self._config)
+
+    def edits_applied(self, changes: dict) -> None:
+        """A step's "set" event: the trainer now runs with `changes`, so the config does too."""
+        before, self._config = self._config, self._config.with_changes(**changes)
+        self._live.applied(before, self._config, changes)
+
+    def edits_refused(self, changes: dict, error: str, *, queued: bool = False) -> None:
+        """The trainer refused `changes` (queued: the edits held during set-up); rows go back."""
+        self._live.refused(self._config, changes, error, queued)
+
+    def pending_edits(self) -> dict:
+        """Live knobs sent to the trainer and not yet applied: name -> latest value."""
+        return self._live.pending()
 
     def is_shown(self, name: str) -> bool:
         """Whether knob `name` has a visible row for the current objective and reward source."""
@@ -309,12 +289,9 @@ class HyperparameterPanel(QWidget):
         candidate = self._validate(emit=False, commit=False)
         if not final or candidate is None:
             return
-        # Send every live knob that now differs, so one typed but not yet finished elsewhere is
-        # not silently folded into the panel's config without reaching the trainer.
-        edits = {n: getattr(candidate, n) for n in live_fields()
-                 if getattr(candidate, n) != getattr(self._config, n)}
+        # The config changes only when the trainer echoes the edit (edits_applied).
+        edits = self._live.edits(candidate, self._config)
         if edits:
-            self._config = candidate
             self.liveEditRequested.emit(edits)
 
     def _apply_user_config(self, config: RunConfig) -> None:

@@ -161,6 +161,7 @@ class KnobEditor(QObject):
         column.addWidget(self.message)
         self._error: str | None = None
         self._hint: str | None = None
+        self._alert = False
 
     # --- per-type construction
     def _build(self, line: QHBoxLayout) -> QWidget:
@@ -285,9 +286,14 @@ class KnobEditor(QObject):
                 " padding: 2px 3px; }" if error else "")
         self._show_message()
 
-    def set_hint(self, hint: str | None) -> None:
-        self._hint = hint
+    def set_hint(self, hint: str | None, *, alert: bool = False) -> None:
+        """A note under the value; `alert` draws it like an error (an edit the run refused)."""
+        self._hint, self._alert = hint, alert
         self._show_message()
+
+    @property
+    def hint(self) -> str | None:
+        return self._hint
 
     @property
     def error(self) -> str | None:
@@ -301,8 +307,9 @@ class KnobEditor(QObject):
             label.setStyleSheet(f"color: {ERROR_COLOUR};")
         elif self._hint:
             label.setText(self._hint)
-            label.setStyleSheet("")
-            muted(label, small=False)
+            label.setStyleSheet(f"color: {ERROR_COLOUR};" if self._alert else "")
+            if not self._alert:
+                muted(label, small=False)
         label.setVisible(bool(self._error or self._hint))
         font = label.font()
         font.setPointSizeF(self.widget.font().pointSizeF() * 0.88)
