@@ -171,9 +171,10 @@ class Trainer:
         # value loss flowing into the shared trunk, PPO at lr 4e-5 collapsed into noise within
         # 100 steps (KL 270 nats), its targets growing with the KL penalty they fed.
         values = self.value_head(hidden.detach()) if with_value else None
-        # Padded slots hold arbitrary log-probs (-200 at temperature 0.1); zero them at the source
-        # so no estimator downstream can overflow on them (exp(200) * 0 = NaN in backward).
-        return PolicyOutput(logp * batch.mask, ent * batch.mask, values)
+        # Padded slots hold arbitrary log-probs (-200 at temperature 0.1): every estimator and
+        # ratio masks its log-ratio before exp (core.kl.kl_estimate, the surrogates), so none can
+        # overflow on them.
+        return PolicyOutput(logp, ent, values)
 
     def step(self) -> StepResult:
         events = self._apply_pending()

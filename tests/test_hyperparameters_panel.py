@@ -1,5 +1,7 @@
 """The hyperparameter panel: rows generated from RunConfig metadata, validation, run mode, I/O."""
 
+import html
+
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QMessageBox, QSpinBox
@@ -23,8 +25,9 @@ def pick(panel, name, value):
 
 
 def plain(text):
-    # Ranges use a no-break space so they never wrap mid-range in the narrow dock.
-    return text.replace("\u00a0", " ")
+    # Ranges use a no-break space so they never wrap mid-range in the narrow dock; tooltips are
+    # rich text, so help text arrives HTML-escaped.
+    return html.unescape(text).replace("\u00a0", " ")
 
 
 def type_into(qtbot, panel, name, text, finish=False):
@@ -70,8 +73,9 @@ def test_switching_to_ppo_shows_its_knobs_and_applies_its_defaults(panel, qtbot)
     assert not panel.is_shown("grpo_std")
     config = panel.config()
     assert blocker.args[0] == config
-    assert (config.epochs, config.minibatches, config.lr) == (4, 4, 1e-5)
-    assert panel.editors["epochs"].editor.value() == 4
+    ppo = RunConfig.for_algo("ppo")
+    assert (config.epochs, config.minibatches, config.lr) == (ppo.epochs, ppo.minibatches, ppo.lr)
+    assert config.epochs > 1 and panel.editors["epochs"].editor.value() == ppo.epochs
     # Every row follows `applies`, not a list kept in the GUI.
     for name in FIELDS:
         if name not in ("task", "algo", "reward_source"):
@@ -80,12 +84,12 @@ def test_switching_to_ppo_shows_its_knobs_and_applies_its_defaults(panel, qtbot)
 
 def test_user_edited_value_survives_switching_objective(panel, qtbot):
     type_into(qtbot, panel, "lr", "3e-4", finish=True)
-    panel.editors["epochs"].editor.setValue(2)
+    panel.editors["epochs"].editor.setValue(3)
     pick(panel, "algo", "ppo")
     config = panel.config()
     assert config.lr == 3e-4
-    assert config.epochs == 2  # touched: PPO's 4 does not override it
-    assert config.minibatches == 4  # untouched: PPO's default applies
+    assert config.epochs == 3  # touched: PPO's 2 does not override it
+    assert config.minibatches == RunConfig.for_algo("ppo").minibatches  # untouched: PPO's
     pick(panel, "algo", "grpo")
     assert panel.config().kl_estimator == "k3"
     assert panel.config().lr == 3e-4
@@ -109,7 +113,7 @@ def test_out_of_range_input_is_shown_inline_and_invalidates(panel, qtbot):
     assert panel.config() is None
     editor = panel.editors["clip_eps"]
     assert not editor.message.isHidden()
-    assert "[0.01, 1]" in plain(editor.message.text())
+    assert "[1e-4, 1]" in plain(editor.message.text())
     assert "border" in editor.editor.styleSheet()
     type_into(qtbot, panel, "clip_eps", "abc", finish=True)  # not a number: still no crash
     assert panel.config() is None
@@ -126,7 +130,7 @@ def test_hiding_an_invalid_row_restores_its_last_valid_value(panel, qtbot):
     assert panel.config() is None
     pick(panel, "algo", "grpo")  # gae_lambda no longer applies
     assert panel.config() is not None
-    assert panel.config().gae_lambda == 0.95
+    assert panel.config().gae_lambda == FIELDS["gae_lambda"].default
 
 
 def test_cross_field_error_shows_a_panel_message(panel, qtbot):
@@ -142,7 +146,7 @@ def test_cross_field_error_shows_a_panel_message(panel, qtbot):
 def test_tooltips_carry_help_range_and_liveness(panel):
     tip = plain(panel.editors["clip_eps"].editor.toolTip())
     assert field_info("clip_eps")["help"] in tip
-    assert "Range: [0.01, 1]" in tip
+    assert "Range: [1e-4, 1]" in tip
     assert "Can change during a run" in tip
     assert "Can change during a run" not in panel.editors["group_size"].editor.toolTip()
     assert "Range: [2, 256]" in plain(panel.editors["group_size"].editor.toolTip())
@@ -211,5 +215,17 @@ def test_reset_restores_the_objectives_defaults(panel, qtbot):
 def test_focus_passing_through_a_row_does_not_count_as_an_edit(panel):
     panel.editors["lr"].editor.editingFinished.emit()
     assert "lr" not in panel.touched()
-    pick(panel, "algo", "ppo")
-    assert panel.config().lr == 1e-5
+    pick(panel, "algo", "reinforce")
+    assert panel.config().lr == RunConfig.for_algo("reinforce").lr != RunConfig().lr
+
+
+def test_switching_task_applies_its_defaults_unless_touched(panel, qtbot):
+    pick(panel, "task", "arithmetic")
+    arithmetic = RunConfig.for_algo("grpo", task="arithmetic")
+    assert panel.config().prompts_per_step == arithmetic.prompts_per_step == 64
+    assert panel.config().lr == arithmetic.lr
+    pick(panel, "task", "sentiment")
+    assert panel.config().prompts_per_step == 8
+    type_into(qtbot, panel, "lr", "3e-4", finish=True)
+    pick(panel, "task", "arithmetic")
+    assert panel.config().lr == 3e-4 and panel.config().prompts_per_step == 64

@@ -191,15 +191,27 @@ def test_grpo_prepare_standardises_within_groups_and_zeroes_constant_ones():
     assert m["reward/frac_zero_std"] == 0.5
 
 
-def test_identical_rewards_give_exactly_zero_advantage_despite_rounding():
-    # 0.1 has no exact float32 form; 7 copies have a float32 mean that misses them by an ulp.
-    scores = torch.full((14,), 0.1)
-    scores[7:] = torch.tensor(1 / 3)
-    mask = torch.ones(14, 2)
-    r = Rollout(torch.zeros(14, 3, dtype=torch.long), torch.ones(14, 3), 1, mask, mask * 0,
-                mask * 0, None, scores, 7)
-    batch, m = make_objective(grpo_cfg()).prepare(r, beta=0.0)
-    assert torch.equal(batch.advantages, torch.zeros(14, 2))
+def _inexact_mean_value(g: int) -> float:
+    """A reward whose float32 mean over g identical copies misses it by rounding."""
+    for v in torch.linspace(0.01, 0.99, 400).tolist():
+        r = torch.full((g,), v)
+        if (r - r.mean()).abs().max() > 0:
+            return v
+    raise AssertionError("no such value")
+
+
+@pytest.mark.parametrize("scale", ["group", "none"])
+def test_identical_rewards_give_exactly_zero_advantage_despite_rounding(scale):
+    # float32 rounding of the mean left +-1e-9 after centring; divided by a std of ~1e-9 plus
+    # eps it became advantages of up to ~0.1 on every token of a group that teaches nothing.
+    g = 8
+    scores = torch.full((2 * g,), _inexact_mean_value(g))
+    scores[g:] = 0.7
+    mask = torch.ones(2 * g, 2)
+    r = Rollout(torch.zeros(2 * g, 3, dtype=torch.long), torch.ones(2 * g, 3), 1, mask, mask * 0,
+                mask * 0, None, scores, g)
+    batch, m = make_objective(grpo_cfg(scale_rewards=scale)).prepare(r, beta=0.0)
+    assert torch.equal(batch.advantages, torch.zeros(2 * g, 2))
     assert m["reward/frac_zero_std"] == 1.0
 
 
@@ -283,3 +295,23 @@ def test_dapo_clips_higher_by_default():
     assert grpo_cfg(loss_type="dapo").clip_high == 0.28
     assert grpo_cfg(loss_type="dapo", clip_eps_high=0.4).clip_high == 0.4
     assert grpo_cfg().clip_high == grpo_cfg().clip_eps
+    # a token with A > 0 and ratio 1.25: clipped at 1 + 0.2, not at 1 + 0.28
+    batch, _ = make_objective(grpo_cfg()).prepare(grpo_rollout(), beta=0.0)
+    new = batch.logp_old.clone()
+    new[0, 0] += math.log(1.25)
+    out, _ = policy_output(new)
+    for cfg, clipped in ((grpo_cfg(), 1 / 10), (grpo_cfg(loss_type="dapo"), 0.0)):
+        _, m = make_objective(cfg).loss(out, batch, beta=0.0)
+        assert m["policy/clip_frac"].item() == pytest.approx(clipped), cfg.loss_type
+
+
+def test_grpo_ratio_is_against_pi_old_not_the_reference():
+    logp_old = torch.zeros(4, 4) - 1.0
+    r = rollout(scores=GROUP_SCORES, logp_old=logp_old, logp_ref=logp_old - 0.5, mask=GMASK)
+    obj = make_objective(grpo_cfg(scale_rewards="none", group_baseline="leave_one_out"))
+    batch, _ = obj.prepare(r, beta=0.0)
+    out, _ = policy_output(batch.logp_old.clone())        # the policy has not moved: ratio 1
+    loss, m = obj.loss(out, batch, beta=0.0)
+    assert m["policy/clip_frac"].item() == 0.0
+    assert loss.item() == pytest.approx(-(1.0 - 1.0) / 4, abs=1e-6)
+    assert m["policy/approx_kl"].item() == 0.0

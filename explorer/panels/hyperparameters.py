@@ -45,7 +45,8 @@ GROUP_TITLES = {
     "kl": "KL to the reference",
     "returns": "Returns and baseline",
     "ppo": "Clipping and loss terms",
-    "grpo": "Group advantages",
+    "trust": "Trust region (KL(π_old ‖ π_θ) penalty)",
+    "grpo": "Group advantages and the GRPO family",
     "rewards": "Rewards from rankings",
     "run": "Run and storage",
 }
@@ -188,7 +189,7 @@ class HyperparameterPanel(QWidget):
     def set_config(self, config: RunConfig) -> None:
         """Show `config`. Emits validityChanged if validity changes, never configChanged."""
         self._config = config
-        defaults = RunConfig.for_algo(config.algo)
+        defaults = RunConfig.for_algo(config.algo, task=config.task)
         self._touched = {n for n in FIELDS if getattr(config, n) != getattr(defaults, n)}
         for name, editor in self.editors.items():
             editor.set_value(getattr(config, name))
@@ -269,8 +270,8 @@ class HyperparameterPanel(QWidget):
     # --- reactions
     def _on_changed(self, name: str, final: bool) -> None:
         self._touched.add(name)
-        if name == "algo":
-            self._apply_algo_defaults(self._read("algo"))
+        if name in ("algo", "task"):
+            self._apply_defaults(self._read("algo"), self._read("task"))
         if name in TOP_FIELDS:
             self._update_visibility()
         if self._running and FIELDS[name].metadata["live"]:
@@ -278,10 +279,11 @@ class HyperparameterPanel(QWidget):
         else:
             self._validate(emit=True)
 
-    def _apply_algo_defaults(self, algo: str) -> None:
-        defaults = RunConfig.for_algo(algo)
+    def _apply_defaults(self, algo: str, task: str) -> None:
+        """Untouched knobs take the chosen objective's and task's own defaults."""
+        defaults = RunConfig.for_algo(algo, task=task)
         for name, f in FIELDS.items():
-            if f.metadata["per_algo"] and name not in self._touched:
+            if (f.metadata["per_algo"] or f.metadata["per_task"]) and name not in self._touched:
                 self.editors[name].set_value(getattr(defaults, name))
 
     def _live_edit(self, name: str, final: bool) -> None:
