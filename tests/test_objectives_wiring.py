@@ -315,3 +315,11 @@ def test_grpo_ratio_is_against_pi_old_not_the_reference():
     assert m["policy/clip_frac"].item() == 0.0
     assert loss.item() == pytest.approx(-(1.0 - 1.0) / 4, abs=1e-6)
     assert m["policy/approx_kl"].item() == 0.0
+
+
+def test_trust_region_beta_floor_reaches_the_rule():
+    obj = make_objective(kl_penalty_cfg(trust_beta=1.0, trust_beta_min=0.5))
+    batch, _ = obj.prepare(rollout(), beta=0.0)
+    for _ in range(3):                                   # calm updates: d = 0 < target / 1.5
+        obj.after_update(batch, LOGP_OLD * MASK)
+    assert obj.trust.beta == 0.5

@@ -72,10 +72,9 @@ class KLPenalty(Reinforce):
         if cfg.trust_controller == "fixed":
             self.trust = FixedKLController(cfg.trust_beta)
         else:
-            # Bounds far outside any useful range: they only stop a runaway beta from reaching
-            # 0 or inf after hundreds of halvings; inside them the rule is exactly the lecture's.
+            # Inside [trust_beta_min, 1e6] the rule is exactly the lecture's.
             self.trust = AdaptiveKLController(cfg.trust_beta, cfg.trust_target,
-                                              beta_min=1e-6, beta_max=1e6)
+                                              beta_min=cfg.trust_beta_min, beta_max=1e6)
         self._beta_in_use = self.trust.beta
 
     def prepare(self, batch, beta):
