@@ -1,4 +1,5 @@
-"""The KL budget bounds the reward: GRPO on sentiment with the adaptive rule's target swept.
+"""The KL budget bounds the reward: GRPO on sentiment with the adaptive rule's target swept
+(GRPO's default is a fixed beta; here the adaptive rule holds the KL near each target).
 
     .venv/bin/python benchmarks/bench_kl_budget.py [--targets 1 2 4 8 16] [--seed 0]
     .venv/bin/python benchmarks/plot_curves.py budget          # -> docs/reward_vs_kl.png
@@ -29,7 +30,8 @@ def main() -> None:
     print("|---|---|---|")
     for target in args.targets:
         tag = f"_budget{target:g}"
-        run("sentiment", args.algo, args.seed, 150, {"kl_target": target}, 0.4, tag=tag)
+        run("sentiment", args.algo, args.seed, 150,
+            {"kl_controller": "adaptive", "kl_target": target}, 0.4, tag=tag)
         import csv
 
         with open(OUT / f"curves_sentiment_{args.algo}{tag}_s{args.seed}.csv") as fh:
