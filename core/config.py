@@ -326,6 +326,17 @@ def live_fields() -> list[str]:
     return [n for n, f in FIELDS.items() if f.metadata["live"]]
 
 
+def check_live_changes(cfg: RunConfig, changes: dict) -> RunConfig:
+    """`cfg` with live edits applied, or ValueError naming a knob that cannot change mid-run or a
+    value out of range. The trainer and the GUI's worker (while set-up runs) both check here."""
+    allowed = set(live_fields())
+    bad = sorted(set(changes) - allowed)
+    if bad:
+        raise ValueError(f"{', '.join(bad)} cannot change during a run; "
+                         f"live knobs: {', '.join(sorted(allowed))}")
+    return cfg.with_changes(**changes)
+
+
 def applies(name: str, algo: str, source: str) -> bool:
     """Whether knob `name` matters for this objective and reward source."""
     meta = FIELDS[name].metadata

@@ -21,7 +21,7 @@ import torch
 from core.algorithms import PolicyOutput, Rollout, make_objective
 from core.batching import encode_prompts
 from core.checkpoints import load_checkpoint, resolve_device
-from core.config import RunConfig, live_fields
+from core.config import RunConfig, check_live_changes, live_fields
 from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from core.model import ValueHead, frozen_copy, sequence_logprobs
 from core.reward_sources import make_reward_source
@@ -113,13 +113,8 @@ class Trainer:
 
     def request_changes(self, **changes) -> None:
         """Queue knob changes for the next step boundary; invalid ones raise ValueError now."""
-        allowed = set(live_fields())
-        bad = sorted(set(changes) - allowed)
-        if bad:
-            raise ValueError(f"{', '.join(bad)} cannot change during a run; "
-                             f"live knobs: {', '.join(sorted(allowed))}")
         with self._lock:
-            self.cfg.with_changes(**{**self._pending, **changes})  # validates
+            check_live_changes(self.cfg, {**self._pending, **changes})
             self._pending.update(changes)
 
     def live_values(self) -> dict[str, float]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
 
-from core.config import RunConfig, live_fields
+from core.config import RunConfig, check_live_changes
 from core.session import RunCancelled, train_and_record
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,8 @@ class TrainingThread(QThread):
             if self._trainer is not None:
                 self._trainer.request_changes(**changes)
                 return False
-            fixed = sorted(set(changes) - set(live_fields()))
-            if fixed:
-                raise ValueError(f"{', '.join(fixed)} cannot change during a run")
             merged = {**self._queued, **changes}
-            self.cfg.with_changes(**merged)  # validates
+            check_live_changes(self.cfg, merged)   # the trainer's own rule
             self._queued = merged
             return True
 

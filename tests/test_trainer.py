@@ -44,11 +44,11 @@ def test_same_seed_same_metrics():
 def test_mid_run_edit_is_applied_at_the_next_step_and_reported():
     trainer = Trainer(RunConfig.for_algo("grpo", **SMALL))
     trainer.step()
-    trainer.request_changes(lr=1e-4, clip_eps=0.1)
-    assert trainer.cfg.lr != 1e-4                     # not before the step boundary
+    trainer.request_changes(lr=2e-4, clip_eps=0.1)
+    assert trainer.cfg.lr != 2e-4                     # not before the step boundary
     result = trainer.step()
-    assert result.events[0]["changes"] == {"lr": 1e-4, "clip_eps": 0.1}
-    assert trainer.optimizer.param_groups[0]["lr"] == 1e-4
+    assert result.events[0]["changes"] == {"lr": 2e-4, "clip_eps": 0.1}
+    assert trainer.optimizer.param_groups[0]["lr"] == 2e-4
     assert trainer.cfg.clip_eps == 0.1
     with pytest.raises(ValueError, match="cannot change during a run"):
         trainer.request_changes(group_size=16)
