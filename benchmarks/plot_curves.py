@@ -12,7 +12,9 @@ the last 20 steps against the KL to the reference there: the KL budget bounds th
 from __future__ import annotations
 
 import csv
+import math
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -20,11 +22,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pyqtgraph as pg  # noqa: E402
 from pyqtgraph.exporters import ImageExporter  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs"
+DASH = Qt.PenStyle.DashLine
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
@@ -42,7 +46,9 @@ def layout(title: str) -> pg.GraphicsLayoutWidget:
 
 
 def save(win: pg.GraphicsLayoutWidget, name: str) -> None:
-    QApplication.processEvents()
+    win.show()                       # offscreen: lays the plots out over the whole width
+    for _ in range(5):
+        QApplication.processEvents()
     exporter = ImageExporter(win.scene())
     exporter.parameters()["width"] = 1400
     exporter.export(str(DOCS / name))
@@ -58,8 +64,8 @@ def trust(csv_name: str = "curves_sentiment_kl_penalty_s0.csv") -> None:
     left.addLegend(offset=(10, 10))
     target = rows[0]["trust/target"]
     for y, name in ((target * 1.5, "1.5 · d_target"), (target / 1.5, "d_target / 1.5")):
-        left.addLine(y=__import__("math").log10(y), pen=pg.mkPen("#888", style=2), label=name,
-                     labelOpts={"position": 0.05, "color": "#555"})
+        left.addLine(y=math.log10(y), pen=pg.mkPen("#888", style=DASH), label=name,
+                     labelOpts={"position": 0.92, "color": "#555"})
     left.plot(steps, [max(r["trust/kl"], 1e-6) for r in rows], pen=pg.mkPen(COLOURS[0], width=2),
               name="d = trust/kl (nats/token)")
     left.plot(steps, [r["trust/beta"] for r in rows], pen=pg.mkPen(COLOURS[1], width=2),
@@ -70,8 +76,8 @@ def trust(csv_name: str = "curves_sentiment_kl_penalty_s0.csv") -> None:
     right.plot(steps, [r["kl/mean"] for r in rows], pen=pg.mkPen(COLOURS[2], width=2),
                name="kl/mean (nats/completion)")
     if "kl/target" in rows[0]:
-        right.addLine(y=rows[0]["kl/target"], pen=pg.mkPen("#888", style=2), label="kl_target",
-                      labelOpts={"position": 0.05, "color": "#555"})
+        right.addLine(y=rows[0]["kl/target"], pen=pg.mkPen("#888", style=DASH), label="kl_target",
+                      labelOpts={"position": 0.92, "color": "#555"})
     right.plot(steps, [10 * r["kl/beta"] for r in rows], pen=pg.mkPen(COLOURS[3], width=2),
                name="10 × kl/beta")
     right.setLabel("bottom", "step")
@@ -79,8 +85,6 @@ def trust(csv_name: str = "curves_sentiment_kl_penalty_s0.csv") -> None:
 
 
 def budget() -> None:
-    import statistics
-
     win = layout("The KL budget bounds the reward (GRPO on sentiment, kl_target swept)")
     plot = win.addPlot(row=1, col=0, colspan=2)
     plot.setLabel("bottom", "KL to the reference over the last 20 steps (nats per completion)")
