@@ -100,12 +100,22 @@ def budget() -> None:
                        statistics.mean(r["reward/true_mean"] for r in rows),
                        rows[0].get("kl/target", float("nan"))))
     points.sort()
+    plot.getAxis("left").enableAutoSIPrefix(False)
     plot.plot([p[0] for p in points], [p[1] for p in points], pen=pg.mkPen(COLOURS[0], width=2),
-              symbol="o", symbolBrush=COLOURS[0], name="one run per kl_target")
+              symbol="o", symbolBrush=COLOURS[0], name="adaptive β, one run per kl_target")
     for kl, reward, target in points:
-        text = pg.TextItem(f"target {target:g}", color="#333", anchor=(0, 1))
+        text = pg.TextItem(f"kl_target {target:g}", color="#333", anchor=(1.1, 0.5))
         text.setPos(kl, reward)
         plot.addItem(text)
+    defaults = []
+    for path in sorted(RESULTS.glob("curves_sentiment_grpo_s*.csv")):
+        rows = read(path.name)[-20:]
+        defaults.append((statistics.mean(r["kl/mean"] for r in rows),
+                         statistics.mean(r["reward/true_mean"] for r in rows)))
+    if defaults:
+        plot.plot([p[0] for p in defaults], [p[1] for p in defaults], pen=None, symbol="s",
+                  symbolBrush=COLOURS[1], name="the default fixed β = 0.04, seeds 0-4")
+    plot.setXRange(0, max(p[0] for p in points + defaults) * 1.05)
     save(win, "reward_vs_kl.png")
 
 
