@@ -43,7 +43,7 @@ def test_train_then_list_then_metrics(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["train", "--set", "clip_eps=9"], ["clip_eps", "[0.01, 1.0]"]),
+    (["train", "--set", "clip_eps=9"], ["clip_eps", "[0.0001, 1.0]"]),
     (["train", "--set", "lr"], ["KEY=VALUE"]),
     (["train", "--task", "poetry"], ["task", "sentiment"]),
     (["metrics", "no-such-run"], ["no run", "rlhf-explorer runs"]),
@@ -60,7 +60,7 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path, argv, words):
 def test_list_settings_documents_every_knob(capsys):
     assert main(["train", "--list-settings"]) == 0
     text = capsys.readouterr().out
-    assert "clip_eps = 0.2 in [0.01, 1.0] (ppo, grpo only) [live]" in text
+    assert "clip_eps = 0.2 in [0.0001, 1.0] (ppo, grpo only) [live]" in text
 
 
 def test_ctrl_c_stops_after_the_current_step_with_everything_saved(tmp_path):

@@ -32,7 +32,7 @@ from explorer.plots.export import render_png, render_svg, write_long_csv
 from explorer.plots.metric_plot import MetricPlot, RunEntry
 from explorer.plots.series import RunSeries
 
-GRPO_NOTE = "GRPO: ≈ 0 by design, watch reward"
+GRPO_NOTE = "GRPO: ≈ 0 by design"
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,12 @@ MAIN_PANELS = (
               tooltip="Solid: the reward being optimised, shaded ± one standard deviation of the "
                       "batch. Dashed: the hidden true reward — when a learned reward model rises "
                       "and this does not, the policy is hacking the model."),
-    PanelSpec("kl", "KL to the reference", ("kl/mean",), "KL", "nats",
+    PanelSpec("kl", "KL to reference", ("kl/mean",), "KL", "nats",
               legend_corner="bottom-right",
               tooltip="KL(π_θ ‖ π_ref): how far the policy has drifted from the frozen base "
                       "model, summed over each completion's tokens. Its budget (the adaptive "
                       "target) is what bounds how high the reward can climb."),
-    PanelSpec("update", "Policy step: KL(π_old ‖ π_new)", ("policy/approx_kl", "trust/kl"),
+    PanelSpec("update", "Policy step", ("policy/approx_kl", "trust/kl"),
               "KL per token", "nats",
               tooltip="How far one update moved the policy from the one that sampled the batch. "
                       "approx_kl: during the update (k3); trust/kl: measured after it, the d "
@@ -87,7 +87,7 @@ MAIN_PANELS = (
               subtitle=GRPO_NOTE,
               tooltip="For GRPO the loss stays near 0 by construction: with one update per "
                       "batch the ratio is 1, so only its gradient matters. Watch the reward."),
-    PanelSpec("length", "Completion length", ("completions/mean_length",), "tokens",
+    PanelSpec("length", "Length", ("completions/mean_length",), "tokens",
               tooltip="Mean tokens per completion. A drift while the reward rises is a "
                       "classic sign of reward hacking."),
 )
