@@ -34,6 +34,9 @@ _ZERO_MEANS = re.compile(r"\b0 = ([^.;,()]+?)\s*[.;,()]")
 _LABELS = {
     "algo": "Objective",
     "kl_target": "KL target (nats)",
+    "trust_target": "d target (nats/token)",
+    "trust_beta_min": "Trust β floor",
+    "clip_eps_high": "Clip ε high (0 = ε)",
     "vf_coef": "Value coef c₁",
     "ent_coef": "Entropy coef c₂",
     "top_k": "Top-k",
@@ -51,7 +54,9 @@ _CHOICE_TEXT = {
                       "learned": "Reward model"},
 }
 _CHOICE_WORDS = {"cpu": "CPU", "cuda": "CUDA", "bradley_terry": "Bradley–Terry",
-                 "plackett_luce": "Plackett–Luce"}
+                 "plackett_luce": "Plackett–Luce", "grpo": "GRPO", "bnpo": "BNPO",
+                 "dr_grpo": "Dr. GRPO", "dapo": "DAPO", "leave_one_out": "Leave one out (RLOO)",
+                 "sequence": "Sequence (GSPO)"}
 
 
 def humanise(name: str) -> str:
