@@ -223,8 +223,24 @@ class RunConfig:
                         "ranking, or Plackett-Luce on whole rankings.",
                         choices=("bradley_terry", "plackett_luce"), sources=("learned",),
                         group="rewards")
-    rm_epochs: int = knob(4, "Reward-model training epochs.", min=1, max=100,
-                          sources=("learned",), group="rewards")
+    rm_steps: int = knob(150, "Reward-model updates of 16 rankings (a count of updates, not "
+                         "epochs: with few rankings an epoch is one update).", min=1, max=10_000,
+                         sources=("learned",), group="rewards")
+    reward_model: str = knob("", "A saved reward model to use, by name ('' = train one at start "
+                             "from the simulated annotator's rm_rankings).", sources=("learned",),
+                             group="rewards")
+    feedback_every: int = knob(0, "Iterated RLHF: every N steps, rank feedback_groups groups from "
+                               "the current policy and update the reward model on every ranking "
+                               "so far (0 = off).", min=0, max=100_000, sources=("learned",),
+                               group="rewards")
+    feedback_groups: int = knob(8, "Groups (of rm_k responses) to rank in each round.", min=1,
+                                max=64, sources=("learned",), group="rewards")
+    feedback_by: str = knob("simulated", "Who ranks in a round: the simulated annotator, or a "
+                            "person in the window's Rank tab.", choices=("simulated", "person"),
+                            sources=("learned",), group="rewards")
+    rm_round_steps: int = knob(60, "Reward-model updates after each round, continuing from the "
+                               "current model.", min=1, max=10_000, sources=("learned",),
+                               group="rewards")
     rm_lr: float = knob(3e-4, "Reward-model learning rate.", min=1e-6, max=1e-2,
                         sources=("learned",), group="rewards")
 
@@ -243,6 +259,12 @@ class RunConfig:
             raise ValueError("kl_in=loss with kl_estimator=k1 would not regularise: k1's "
                              "gradient is zero in expectation; use kl_estimator=k2 or k3, or "
                              "kl_in=reward")
+        if self.reward_model:
+            from core.reward_model_store import check_name
+
+            check_name(self.reward_model)
+        if (self.feedback_every or self.reward_model) and self.reward_source != "learned":
+            raise ValueError("feedback_every and reward_model need reward_source=learned")
 
     @property
     def clip_high(self) -> float:

@@ -3,7 +3,8 @@
 - `TrueReward`: the task's hidden reward, as if people could score every sample.
 - `RankedReward`: direct assignment. The simulated annotator ranks each group of K completions of
   a prompt; `rank_to_reward` turns ranks into rewards. Rewards are only comparable within a group.
-- `LearnedReward`: a reward model r_theta(x, y) trained on annotator rankings before RL starts.
+- `LearnedReward`: a reward model r_theta(x, y), trained on simulated annotator rankings before RL
+  starts or loaded by name (trained on a person's stored rankings); iterated rounds update it.
 
 Every source also returns the true reward, logged as `reward/true_mean`, so over-optimisation of a
 proxy shows as the two curves parting.
@@ -57,9 +58,21 @@ class RankedReward:
 class LearnedReward:
     name = "learned"
 
-    def __init__(self, task, reward_model, metrics: dict[str, float], rankings):
-        self.task, self.model = task, reward_model
+    def __init__(self, task, reward_model, metrics: dict[str, float], rankings, base=None):
+        self.task, self.model, self.base = task, reward_model, base
         self.metrics, self.rankings = metrics, tuple(rankings)
+
+    def update(self, new_rankings, cfg, max_new_tokens: int, progress=None, stop=None):
+        """An iterated round: continue training on every ranking so far (new ones included) for
+        `rm_round_steps` updates; returns the held-out metrics."""
+        from core.reward_model import train_reward_model, with_true_rewards
+
+        self.rankings = self.rankings + tuple(with_true_rewards(list(new_rankings), self.task))
+        self.model, metrics = train_reward_model(
+            self.base, list(self.rankings), cfg.rm_loss, cfg.rm_round_steps, cfg.rm_lr,
+            max_new_tokens, cfg.seed + len(self.rankings), progress=progress, init=self.model,
+            stop=stop)
+        return metrics
 
     def score(self, prompts, completions, input_ids, attention_mask, group_size) -> Scored:
         true = self.task.true_rewards(prompts, completions).astype(np.float32)
@@ -68,20 +81,42 @@ class LearnedReward:
         return Scored(scores.astype(np.float32), true)
 
 
-def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, progress=None):
-    """The source the config names. A learned reward trains its model here (it reports progress),
-    on rankings of completions sampled from the base model."""
+def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, progress=None,
+                       data_dir=None):
+    """The source the config names. A learned reward loads the saved model `cfg.reward_model`
+    from `data_dir` (with the stored rankings it was trained on, for later rounds), or trains
+    one here (it reports progress) on simulated rankings of the base model's completions."""
     annotator = SimulatedAnnotator(cfg.annotator_temperature, rng)
     if cfg.reward_source == "true":
         return TrueReward(task)
     if cfg.reward_source == "ranked":
         return RankedReward(task, annotator, cfg.rank_scheme, cfg.rank_lam)
-    from core.reward_model import collect_rankings, train_reward_model
+    from core.reward_model import collect_rankings, train_reward_model, with_true_rewards
 
+    if cfg.reward_model:
+        return _named_source(cfg, task, base_model, device, data_dir, with_true_rewards)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     max_new = cfg.max_new_tokens or task.max_new_tokens
     rankings = collect_rankings(base_model, task, annotator, cfg.rm_rankings, cfg.rm_k, max_new,
                                 rng, gen, cfg.temperature, progress)
-    model, metrics = train_reward_model(base_model, rankings, cfg.rm_loss, cfg.rm_epochs,
+    model, metrics = train_reward_model(base_model, rankings, cfg.rm_loss, cfg.rm_steps,
                                         cfg.rm_lr, max_new, cfg.seed, progress=progress)
-    return LearnedReward(task, model, metrics, rankings)
+    return LearnedReward(task, model, metrics, rankings, base_model)
+
+
+def _named_source(cfg, task, base_model, device, data_dir, with_true_rewards):
+    from core.rankings import RankingStore
+    from core.reward_model_store import load_reward_model
+
+    if data_dir is None:
+        raise ValueError("reward_model names a saved model, but no data folder was given")
+    model, meta = load_reward_model(data_dir, cfg.reward_model, device)
+    if meta.get("task") != cfg.task:
+        raise ValueError(f"reward model {cfg.reward_model!r} was trained for task "
+                         f"{meta.get('task')!r}, not {cfg.task!r}")
+    ids = set(meta.get("ranking_ids", []))
+    with RankingStore(data_dir) as store:
+        stored = [r for r in store.list(task=cfg.task, rankable_only=True) if r.id in ids]
+    rankings = with_true_rewards([r.to_training() for r in stored], task)
+    metrics = {k: float(v) for k, v in meta.get("metrics", {}).items()}
+    return LearnedReward(task, model, metrics, rankings, base_model)

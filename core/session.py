@@ -28,12 +28,16 @@ class RunCancelled(Exception):
 def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
                      on_step: Callable[[StepResult], None] | None = None,
                      on_trainer: Callable[[Trainer], None] | None = None,
-                     run_id: str | None = None) -> tuple[str, str]:
-    """Run `cfg` to the end (or a stop) and return (run_id, status)."""
+                     run_id: str | None = None, feedback=None) -> tuple[str, str]:
+    """Run `cfg` to the end (or a stop) and return (run_id, status). `feedback` ranks iterated
+    rounds (the window passes the person); by default the simulated annotator does, and its
+    rankings are stored like a person's."""
+    feedback = feedback or _stored_feedback(cfg, store)  # refused input leaves no run behind
     run_id = run_id or store.create_run(cfg.to_dict(), cfg.task, cfg.algo, cfg.reward_source)
     trainer = None
     try:
-        trainer = Trainer(cfg, progress)
+        trainer = Trainer(cfg, progress, store.data_dir, feedback,
+                          run_label=f"run {run_id}")
         if on_trainer:
             on_trainer(trainer)
         rankings = trainer.reward_source.rankings
@@ -63,6 +67,21 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
     except BaseException:
         store.finish_run(run_id, "failed", error=traceback.format_exc())
         raise
+
+
+def _stored_feedback(cfg: RunConfig, store: RunStore):
+    if not cfg.feedback_every:
+        return None
+    if cfg.feedback_by == "person":
+        raise ValueError("feedback_by=person needs a person: run it in the window, or use "
+                         "feedback_by=simulated headless")
+    import numpy as np
+
+    from core.feedback import SimulatedFeedback
+    from core.rankings import RankingStore
+
+    return SimulatedFeedback(cfg.annotator_temperature, np.random.default_rng(cfg.seed + 7),
+                             RankingStore(store.data_dir))
 
 
 def _checkpoint(store: RunStore, run_id: str, trainer: Trainer) -> None:

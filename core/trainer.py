@@ -47,9 +47,16 @@ class StepResult:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, progress=None):
-        """progress(phase: str, done: int, total: int) reports long set-up work (reward model)."""
+    def __init__(self, cfg: RunConfig, progress=None, data_dir=None, feedback=None,
+                 run_label: str = "run"):
+        """progress(phase: str, done: int, total: int) reports long set-up work (reward model).
+        data_dir holds named reward models and the rankings store; feedback ranks the groups of
+        an iterated round (default: the simulated annotator; `core.feedback`)."""
         self.cfg = cfg
+        self.progress, self.data_dir, self.run_label = progress, data_dir, run_label
+        self.feedback = feedback
+        self._round_asked = threading.Event()
+        self._round_out: tuple[list[dict], dict] = ([], {})
         self.step_index = 0
         self._lock = threading.Lock()
         self._pending: dict = {}
@@ -79,7 +86,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
         self.controller = self._make_controller(cfg)
         self.reward_source = make_reward_source(cfg, self.task, self.reference, self.device,
-                                                self.rng, progress)
+                                                self.rng, progress, data_dir)
         self.max_new_tokens = cfg.max_new_tokens or self.task.max_new_tokens
         self._t0 = time.perf_counter()
 
@@ -110,6 +117,10 @@ class Trainer:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    def request_round(self) -> None:
+        """Ask for an iterated-RLHF round at the next step boundary (learned rewards only)."""
+        self._round_asked.set()
 
     def request_changes(self, **changes) -> None:
         """Queue knob changes for the next step boundary; invalid ones raise ValueError now."""
@@ -157,6 +168,27 @@ class Trainer:
             if self._stop.is_set():
                 break
             yield self.step()
+            if self._round_due():
+                self._feedback_round()
+
+    def _round_due(self) -> bool:
+        if self.reward_source.name != "learned" or self.step_index >= self.cfg.steps \
+                or self._stop.is_set():
+            return False
+        every = self.cfg.feedback_every
+        return self._round_asked.is_set() or bool(every and self.step_index % every == 0)
+
+    def _feedback_round(self) -> None:
+        """Rank the current policy's samples and update the reward model; the round's event and
+        metrics go out with the next step."""
+        from core.feedback import SimulatedFeedback, feedback_round
+
+        self._round_asked.clear()
+        if self.feedback is None:
+            self.feedback = SimulatedFeedback(self.cfg.annotator_temperature, self.rng)
+        event, metrics = feedback_round(self, self.feedback, self.progress)
+        events, old = self._round_out
+        self._round_out = (events + [event], {**old, **metrics})
 
     def _forward(self, model, batch: Rollout, with_value: bool) -> PolicyOutput:
         logp, ent, hidden = sequence_logprobs(
@@ -245,7 +277,10 @@ class Trainer:
         ][: cfg.samples_per_step]
         if self.step_index == 0:
             metrics.update(self.reward_source.metrics)
-        result = StepResult(self.step_index, metrics, samples, events)
+        round_events, round_metrics = self._round_out
+        self._round_out = ([], {})
+        metrics.update(round_metrics)
+        result = StepResult(self.step_index, metrics, samples, events + round_events)
         self.step_index += 1
         return result
 

@@ -1,4 +1,5 @@
-"""Headless sub-commands: pretrain, train, runs, metrics. No Qt is imported here.
+"""Headless sub-commands: pretrain, train, runs, metrics (and, from `explorer.cli_feedback`,
+rankings and rm). No Qt is imported here.
 
 Invalid settings exit with status 2 and one line naming the field and its allowed range, never a
 traceback. `train` shows a progress line (steps/s, ETA, latest reward and KL) and stops cleanly
@@ -61,6 +62,10 @@ def register(subparsers) -> None:
     p.add_argument("--data-dir", **data_dir)
     p.set_defaults(func=cmd_metrics)
 
+    from explorer.cli_feedback import register as register_feedback
+
+    register_feedback(subparsers, data_dir)
+
 
 def guarded(func):
     """Turn user errors (ValueError, UsageError) into `error: ...` and exit status 2."""
@@ -111,7 +116,9 @@ def list_settings() -> str:
 class ProgressLine:
     """One status line on stderr: a bar when it is a terminal, a line every 5 s otherwise."""
 
-    def __init__(self, total: int, stream=sys.stderr):
+    def __init__(self, total: int, stream=None):
+        # looked up now, not at import: a redirected stderr (pytest, a wrapper) is the one used
+        stream = stream or sys.stderr
         self.total, self.stream, self.t0 = total, stream, time.perf_counter()
         self.tty = stream.isatty()
         self._last_print = 0.0

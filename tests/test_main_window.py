@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not default_checkpoint("arithmetic").exists(),
 
 FAST = dict(task="arithmetic", prompts_per_step=2, group_size=2, threads=1)
 # A learned reward: the run sets up (trains its reward model) before the trainer exists.
-LEARNED = dict(reward_source="learned", rm_rankings=24, rm_epochs=1, prompts_per_step=2,
+LEARNED = dict(reward_source="learned", rm_rankings=24, rm_steps=2, prompts_per_step=2,
                group_size=4)
 
 

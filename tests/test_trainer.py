@@ -91,7 +91,7 @@ def test_adaptive_beta_follows_the_rule_inside_the_loop():
 def test_learned_reward_trains_a_model_first_and_reports_it():
     phases = []
     cfg = RunConfig.for_algo("grpo", **{**SMALL, "steps": 1}, reward_source="learned",
-                             rm_rankings=24, rm_epochs=1)
+                             rm_rankings=24, rm_steps=2)
     trainer = Trainer(cfg, progress=lambda phase, done, total: phases.append(phase))
     m = trainer.step().metrics
     assert {"collecting rankings", "training reward model"} <= set(phases)
