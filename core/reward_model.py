@@ -244,7 +244,7 @@ def train_reward_model(base: GPT, rankings: list[Ranking], kind: str, steps: int
         opt.step()
         stopping = bool(stop and stop())
         if on_step:
-            step_metrics = {"rm/train_loss": float(loss)}
+            step_metrics = {"rm/train_loss": float(loss.detach())}
             if done % 25 == 0 or done == steps or stopping:
                 model.eval()
                 step_metrics.update(evaluate(model, val, kind, max_new_tokens))

@@ -57,6 +57,7 @@ class Trainer:
         self.feedback = feedback
         self._round_asked = threading.Event()
         self._round_out: tuple[list[dict], dict] = ([], {})
+        self._snapshots: list = []      # Futures waiting for a copy of the policy
         self.step_index = 0
         self._lock = threading.Lock()
         self._pending: dict = {}
@@ -118,6 +119,25 @@ class Trainer:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    def request_snapshot(self):
+        """A Future for a frozen CPU copy of the policy, taken at the next step boundary (or
+        at once while paused), so another thread can sample from the running policy without
+        reading weights mid-update."""
+        from concurrent.futures import Future
+
+        future = Future()
+        with self._lock:
+            self._snapshots.append(future)
+        return future
+
+    def _serve_snapshots(self) -> None:
+        with self._lock:
+            waiting, self._snapshots = self._snapshots, []
+        if waiting:
+            copy = frozen_copy(self.policy).to("cpu")
+            for future in waiting:
+                future.set_result((copy, self.step_index))
+
     def request_round(self) -> None:
         """Ask for an iterated-RLHF round at the next step boundary (learned rewards only)."""
         self._round_asked.set()
@@ -163,8 +183,9 @@ class Trainer:
     def run(self):
         """Yield StepResults until cfg.steps or a stop; waits while paused."""
         while self.step_index < self.cfg.steps and not self._stop.is_set():
+            self._serve_snapshots()
             while not self._running.wait(0.1):
-                pass
+                self._serve_snapshots()
             if self._stop.is_set():
                 break
             yield self.step()

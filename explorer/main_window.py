@@ -1,5 +1,6 @@
-"""The main window: hyperparameters and run controls on the left, live plots in the centre,
-samples on the right, past runs below the knobs.
+"""The main window: hyperparameters and run controls on the left, past runs below them, and in
+the centre three tabs for the three jobs: Watch (live plots, with the samples on the right), Rank
+(rank samples, train a reward model) and Math (the lecture's pictures, marking the run).
 
 State lives in core values (RunConfig, the run store, RunSeries buffers); widgets only show it.
 Everything here runs in the GUI thread; training runs in `explorer.worker.TrainingThread`.
@@ -7,20 +8,17 @@ Everything here runs in the GUI thread; training runs in `explorer.worker.Traini
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, QUrl, Slot
-from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -28,18 +26,21 @@ from PySide6.QtWidgets import (
 from core.config import RunConfig
 from core.runs import RunStore, resolve_data_dir
 from core.tasks import get_task
-from explorer.about import make_about_box
 from explorer.app import APP_DISPLAY_NAME
 from explorer.panels.hyperparameters import HyperparameterPanel
+from explorer.panels.math_panel import MathPanel
 from explorer.panels.run_loading import RunFollower, format_changes, load_run_series
 from explorer.panels.runs import RunsPanel
 from explorer.panels.samples import SamplesPanel
 from explorer.plots.dashboard import Dashboard
 from explorer.plots.series import RunSeries
 from explorer.plots.style import run_color
+from explorer.rank_tab import RankTab
 from explorer.run_control import IDLE, PAUSED, STARTING, STOPPING, RunController, RunControls
+from explorer.window_feedback import WindowFeedback
+from explorer.window_menus import WindowMenus
 
-SETTINGS_LAYOUT_VERSION = 1
+TABS = ("Watch", "Rank", "Math")
 
 
 def _cuda_available() -> bool:
@@ -51,7 +52,7 @@ def _cuda_available() -> bool:
         return False
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
     def __init__(self, data_dir: str | Path | None = None, restore: bool = True, parent=None):
         super().__init__(parent)
         self.setWindowTitle(APP_DISPLAY_NAME)
@@ -68,8 +69,18 @@ class MainWindow(QMainWindow):
 
         self.dashboard = Dashboard()
         self.dashboard.setObjectName("dashboard")
-        self.setCentralWidget(self.dashboard)
         self.dashboard.attach_timer(20)
+        self.rank_tab = RankTab(self.data_dir, self.controller.request_snapshot)
+        self.math = MathPanel()
+        self.math.setObjectName("mathPanel")
+        self.tabs = QTabWidget(objectName="mainTabs", documentMode=True)
+        for widget, name, tip in (
+                (self.dashboard, TABS[0], "Watch a run: reward, KL, β, clip fraction (Ctrl+1)"),
+                (self.rank_tab, TABS[1], "Rank samples and train a reward model (Ctrl+2)"),
+                (self.math, TABS[2], "The lecture's pictures, marking the run (Ctrl+3)")):
+            self.tabs.addTab(widget, name)
+            self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
+        self.setCentralWidget(self.tabs)
 
         self.controls = RunControls()
         self.controls.set_cuda_available(_cuda_available())
@@ -111,6 +122,7 @@ class MainWindow(QMainWindow):
         self._follow_timer.start(1000)
         self._settings_restored = restore and self._restore_settings()
         self._config_changed(self.panel.config())
+        self._list_checkpoints()
 
     def _dock(self, name: str, title: str, widget: QWidget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -118,35 +130,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
-
-    def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.setObjectName("fileMenu")
-        self.start_action = file_menu.addAction("&Start run", self.start_run)
-        self.stop_action = file_menu.addAction("S&top run", self.controller.stop)
-        file_menu.addSeparator()
-        for kind, label in (("png", "PNG image…"), ("svg", "SVG drawing…"), ("csv", "CSV…")):
-            action = file_menu.addAction(f"Export dashboard as {label}",
-                                         lambda k=kind: self.export_dashboard(k))
-            action.setObjectName(f"exportDashboard{kind.upper()}Action")
-        file_menu.addAction("Open data folder",
-                            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(
-                                str(self.data_dir))))
-        file_menu.addSeparator()
-        quit_action = file_menu.addAction("&Quit", self.close)
-        quit_action.setObjectName("quitAction")
-        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        view_menu = self.menuBar().addMenu("&View")
-        view_menu.setObjectName("viewMenu")
-        for dock in self.docks.values():
-            view_menu.addAction(dock.toggleViewAction())
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.setObjectName("helpMenu")
-        about = help_menu.addAction("&About RLHF Explorer", self.show_about)
-        about.setObjectName("aboutAction")
-        help_menu.addAction("About &Qt", lambda: QMessageBox.aboutQt(self))
-        # Space toggles start/pause; line edits keep their spaces (they claim the key first).
-        QShortcut(QKeySequence(Qt.Key_Space), self, self.toggle_run)
 
     def _connect(self) -> None:
         c = self.controller
@@ -168,6 +151,10 @@ class MainWindow(QMainWindow):
         self.runs_panel.openRequested.connect(self.open_run)
         self.runs_panel.overlayChanged.connect(self.set_overlays)
         self.runs_panel.runDeleted.connect(self._run_deleted)
+        c.roundRequested.connect(self._round_requested)
+        self.rank_tab.roundDone.connect(self._round_ranked)
+        self.rank_tab.useModelRequested.connect(self._use_reward_model)
+        self.tabs.currentChanged.connect(self._tab_changed)
 
     # --- run control
     def toggle_run(self) -> None:
@@ -236,10 +223,10 @@ class MainWindow(QMainWindow):
                                        metrics.get("time_s"))
             if event.get("kind") == "set":
                 self._edits_applied(event.get("changes") or {})
+        self.math.set_run_values({**metrics, **self._run_knobs(cfg := self.controller.cfg)})
         samples = update.samples_list()
         if samples:
             self.samples.show_samples(update.step, samples)
-        cfg = self.controller.cfg
         done = update.step + 1
         now = time.monotonic()
         if not self._first_step_at:
@@ -263,6 +250,8 @@ class MainWindow(QMainWindow):
         self.status_text.setText(f"Run {run_id} {status} after {steps} steps — saved.")
         self.runs_panel.refresh()
         self.runs_panel.mark_live(None)
+        self.rank_tab.panel.cancel_round()
+        self._list_checkpoints()
 
     @Slot(str, str)
     def _run_failed(self, run_id: str, text: str) -> None:
@@ -312,6 +301,8 @@ class MainWindow(QMainWindow):
             self.controls.device.blockSignals(False)
         if not self.controller.busy:
             self._show_kl_target(cfg)
+            self.math.set_run_values(self._run_knobs(cfg))
+        self.rank_tab.set_task(cfg.task)
 
     def _device_chosen(self, device: str) -> None:
         cfg = self.panel.config()
@@ -382,64 +373,6 @@ class MainWindow(QMainWindow):
             self.opened = None
         self._redraw_runs()
 
-    # --- export, about
-    def export_dashboard(self, kind: str) -> None:
-        width = 1800
-        if kind == "png":
-            width, ok = QInputDialog.getInt(self, "Export dashboard", "Width in pixels:", 1800,
-                                            400, 8000, 100)
-            if not ok:
-                return
-        filters = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
-                   "csv": "CSV table (*.csv)"}
-        path, _ = QFileDialog.getSaveFileName(self, "Export dashboard", f"dashboard.{kind}",
-                                              filters[kind])
-        if not path:
-            return
-        if not path.lower().endswith(f".{kind}"):
-            path += f".{kind}"
-        try:
-            if kind == "png":
-                self.dashboard.export_png(path, width=width)
-            else:
-                getattr(self.dashboard, f"export_{kind}")(path)
-        except OSError as error:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{error}")
-            return
-        self.status_text.setText(f"Exported {path}")
-
-    def show_about(self) -> QMessageBox:
-        box = make_about_box(self)
-        box.open()
-        return box
-
-    # --- settings and closing
-    def _restore_settings(self) -> bool:
-        s = QSettings()
-        if s.value("layoutVersion", 0, int) != SETTINGS_LAYOUT_VERSION:
-            return False
-        geometry, state = s.value("geometry"), s.value("windowState")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        text = s.value("lastConfig", "", str)
-        if text:
-            try:
-                self.panel.set_config(RunConfig.from_dict(json.loads(text), algo_defaults=False))
-            except (ValueError, TypeError):
-                pass  # settings from an older version: start from defaults
-        return True
-
-    def _save_settings(self) -> None:
-        s = QSettings()
-        s.setValue("layoutVersion", SETTINGS_LAYOUT_VERSION)
-        s.setValue("geometry", self.saveGeometry())
-        s.setValue("windowState", self.saveState())
-        cfg = self.panel.config()
-        if cfg is not None:
-            s.setValue("lastConfig", json.dumps(cfg.to_dict()))
-
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.controller.busy:
             self.status_text.setText("Stopping the run before closing…")
@@ -449,5 +382,6 @@ class MainWindow(QMainWindow):
         self._follow_timer.stop()
         self.dashboard.detach_timer()
         self._save_settings()
+        self.rank_tab.shutdown()
         self.store.close()
         super().closeEvent(event)

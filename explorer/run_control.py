@@ -28,6 +28,7 @@ class RunController(QObject):
     runEnded = Signal(str, str)           # run id, status
     runFailed = Signal(str, str)          # run id, traceback
     changesRefused = Signal(dict, str)    # edits held during set-up that the trainer refused
+    roundRequested = Signal(object)       # groups (core.feedback.Group) for the person to rank
 
     def __init__(self, data_dir: Path, parent=None):
         super().__init__(parent)
@@ -56,6 +57,7 @@ class RunController(QObject):
         self.thread.runFinished.connect(self._on_finished)
         self.thread.runFailed.connect(self._on_failed)
         self.thread.changesRefused.connect(self._on_changes_refused)
+        self.thread.roundRequested.connect(self.roundRequested)
         self.started_at = time.monotonic()
         self._set_state(STARTING)
         self.thread.start()
@@ -81,6 +83,18 @@ class RunController(QObject):
         if not self.busy:
             raise ValueError("no run is going")
         return self.thread.request_changes(changes)
+
+    # --- iterated RLHF; any thread may call request_snapshot (the trainer's lock guards it)
+    def submit_round(self, rankings: tuple) -> None:
+        if self.thread is not None:
+            self.thread.submit_round(rankings)
+
+    def request_round(self) -> bool:
+        return self.thread is not None and self.thread.request_round()
+
+    def request_snapshot(self):
+        thread = self.thread
+        return None if thread is None else thread.request_snapshot()
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Stop and join the worker (window closing). True when it ended in time."""

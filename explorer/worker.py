@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import traceback
 import weakref
@@ -54,6 +55,7 @@ class TrainingThread(QThread):
     runFinished = Signal(str, str)      # run id, status (finished / stopped)
     runFailed = Signal(str, str)        # run id, traceback text
     changesRefused = Signal(str, str)   # edits held during set-up (JSON), the trainer's reason
+    roundRequested = Signal(object)     # tuple of core.feedback.Group for the person to rank
 
     def __init__(self, cfg: RunConfig, data_dir, parent=None):
         super().__init__(parent)
@@ -66,6 +68,7 @@ class TrainingThread(QThread):
         self._queued: dict = {}         # live edits waiting for the trainer to exist
         self._ended = False
         self.run_id: str | None = None
+        self._answers: queue.Queue = queue.Queue()   # a person's round, from the GUI thread
         TrainingThread.instances.add(self)
 
     # --- called from the GUI thread
@@ -80,6 +83,24 @@ class TrainingThread(QThread):
             self._paused = paused
             if self._trainer is not None:
                 (self._trainer.pause if paused else self._trainer.resume)()
+
+    def submit_round(self, rankings: tuple) -> None:
+        """The person's rankings (core.reward_model.Ranking, already stored) for the round that
+        `roundRequested` asked for; an empty tuple skips the round."""
+        self._answers.put(tuple(rankings))
+
+    def request_round(self) -> bool:
+        """Ask for a round at the next step boundary; False before the trainer exists."""
+        with self._lock:
+            if self._trainer is None:
+                return False
+            self._trainer.request_round()
+            return True
+
+    def request_snapshot(self):
+        """A Future of (frozen CPU copy of the policy, step), or None before the trainer exists."""
+        with self._lock:
+            return None if self._trainer is None else self._trainer.request_snapshot()
 
     def request_changes(self, changes: dict) -> bool:
         """Pass live edits to the trainer for its next step; True when they wait for set-up.
@@ -129,6 +150,19 @@ class TrainingThread(QThread):
             tuple(tuple(s.items()) for s in result.samples),
             tuple(json.dumps(e) for e in result.events)))
 
+    def rank(self, groups) -> list:
+        """core.feedback's Feedback for a person: hand the groups to the window and wait (on
+        this worker thread) until the person has ranked them, or the run is stopped."""
+        while not self._answers.empty():   # a stale answer from an earlier round
+            self._answers.get_nowait()
+        self.roundRequested.emit(tuple(groups))
+        while not self._stop.is_set():
+            try:
+                return list(self._answers.get(timeout=0.1))
+            except queue.Empty:
+                continue
+        return []
+
     def run(self) -> None:  # noqa: D401 (QThread entry point)
         from core.runs import RunStore
 
@@ -138,9 +172,11 @@ class TrainingThread(QThread):
             self.run_id = store.create_run(self.cfg.to_dict(), self.cfg.task, self.cfg.algo,
                                            self.cfg.reward_source)
             self.runStarted.emit(self.run_id)
+            person = self.cfg.feedback_by == "person"  # "Rank now" works without a schedule
+            feedback = self if person else None
             _, status = train_and_record(self.cfg, store, progress=self._progress,
                                          on_step=self._on_step, on_trainer=self._adopt,
-                                         run_id=self.run_id)
+                                         run_id=self.run_id, feedback=feedback)
             self.runFinished.emit(self.run_id, status)
         except Exception:  # shown to the user in a dialog; the run is already marked failed
             log.exception("training failed")

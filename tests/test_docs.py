@@ -25,4 +25,5 @@ def test_every_emitted_metric_is_documented(algo):
 
 
 def test_reward_model_metrics_are_documented():
-    assert {"rm/accuracy", "rm/true_accuracy", "rm/loss"} <= documented()
+    assert {"rm/accuracy", "rm/true_accuracy", "rm/loss", "rm/rankings",
+            "rm/train_loss"} <= documented()

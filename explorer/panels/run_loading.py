@@ -27,8 +27,15 @@ def _fmt(value: Any) -> str:
     return f"{float(value):g}"
 
 
+MARKED = ("set", "feedback_round")   # events drawn as markers on the plots
+
+
 def format_changes(payload: Mapping[str, Any]) -> str:
-    """`{"changes": {"lr": 5e-5}, "old": {"lr": 2e-5}}` -> "lr 2e-05→5e-05" (comma-separated)."""
+    """`{"changes": {"lr": 5e-5}, "old": {"lr": 2e-5}}` -> "lr 2e-05→5e-05" (comma-separated);
+    an iterated-RLHF round -> "feedback: +8 rankings (40)"."""
+    if payload.get("kind") == "feedback_round":
+        return (f"feedback: +{payload.get('new_rankings', 0)} rankings "
+                f"({payload.get('rankings', 0)})")
     changes = payload.get("changes") or {}
     old = payload.get("old") or {}
     parts = []
@@ -91,7 +98,7 @@ class RunFollower:
             if wait_for_steps and event["step"] > self.last_step and not self.done:
                 break  # its step is still in flight; keep the order, retry next poll
             self._events_seen += 1
-            if event["kind"] != "set":
+            if event["kind"] not in MARKED:
                 continue
             label = format_changes(event["payload"])
             if label:

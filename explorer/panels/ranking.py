@@ -1,0 +1,396 @@
+"""The ranking panel: a person orders K sampled responses, by keyboard first, or by drag.
+
+Keys (with the list focused): 1..K set the focused response's rank (equal numbers tie) and move
+to the next one; Up/Down or Tab/Shift+Tab move the focus; Enter submits; Backspace skips;
+N marks the group "not rankable". Dragging a response by its handle reorders the list and ranks
+it by position (1 at the top).
+
+A ranking is acknowledged ("Saved #N") only after the rankings store committed it, so what the
+panel says is saved survives a crash. The panel keeps only what is on screen: the group shown,
+the ranks typed so far and the groups waiting; the store owns every ranking.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.rewards import SCHEMES, rank_to_reward
+from explorer.feedback_worker import BASE, RUNNING, SampleRequest
+
+SCHEME_LABELS = {"fixed": "fixed (+1 / 0 / −1)", "normalized": "normalized (K−a)/(K−1)",
+                 "log": "−ln a", "exp": "e^(−λa)"}
+HANDLE = "⠿"
+LOW_WATER = 2   # sample more when fewer groups than this wait, so the next one shows at once
+
+
+def preview_rewards(ranks: list[int | None], scheme: str, lam: float) -> list[float | None]:
+    """Each ranked response's reward under `scheme` (unranked: None). Unranked responses count as
+    tied last meanwhile, the place they would take if the person stopped here."""
+    k = len(ranks)
+    if not any(r is not None for r in ranks):
+        return [None] * k
+    filled = [r if r is not None else k for r in ranks]
+    rewards = rank_to_reward([filled], scheme, lam)[0].tolist()
+    return [None if r is None else v for r, v in zip(ranks, rewards, strict=True)]
+
+
+class RankingPanel(QWidget):
+    sampleRequested = Signal(object)   # SampleRequest, for the feedback worker
+    roundFinished = Signal(object)     # tuple of core.reward_model.Ranking: a round is done
+    saved = Signal(int)                # id of a ranking the store committed
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.store = None
+        self.task = "sentiment"
+        self.prompts: list[str] = []
+        self._group = None
+        self._ranks: list[int | None] = []
+        self._order: list[int] = []          # response index shown in each row
+        self._queue: list = []
+        self._round: list | None = None      # the Rankings of a running round, or None
+        self._round_left = 0
+        self._waiting = False
+        self._random = False                 # random prompts: keep a few groups sampled ahead
+        self._round_step = 0
+        self._seed = 0
+
+        self.prompt = QComboBox(objectName="rankPrompt", editable=True)
+        self.prompt.setToolTip("A task prompt, or type your own")
+        self.prompt.setInsertPolicy(QComboBox.NoInsert)
+        self.random_prompt = QPushButton("Random", objectName="rankRandom")
+        self.random_prompt.setToolTip("Sample groups for random task prompts")
+        self.k = QSpinBox(objectName="rankK", minimum=2, maximum=8, value=4, prefix="K = ")
+        self.k.setToolTip("Responses per group")
+        self.policy = QComboBox(objectName="rankPolicy")
+        self.policy.addItem("base model", BASE)
+        self.policy.addItem("running policy", RUNNING)
+        self.sample_button = QPushButton("Sample", objectName="rankSample")
+        self.sample_button.setToolTip("Sample K responses to the prompt (Ctrl+R)")
+        self.banner = QLabel(objectName="rankBanner", wordWrap=True)
+        self.banner.setVisible(False)
+        self.banner.setStyleSheet("QLabel { background: #fff4d6; color: #5a4500; "
+                                  "padding: 6px; border-radius: 4px; }")
+        self.prompt_label = QLabel(objectName="rankPromptShown", wordWrap=True)
+        font = self.prompt_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        font.setBold(True)
+        self.prompt_label.setFont(font)
+
+        self.list = QListWidget(objectName="rankList")
+        self.list.setDragDropMode(QAbstractItemView.InternalMove)
+        self.list.setDefaultDropAction(Qt.MoveAction)
+        self.list.setWordWrap(True)
+        self.list.setSpacing(3)
+        self.list.setAlternatingRowColors(True)
+        self.list.setFont(QFont(self.list.font().family(), int(self.list.font().pointSize() * 1.1)))
+        self.list.installEventFilter(self)
+        self.list.model().rowsMoved.connect(self._dragged)
+
+        self.scheme = QComboBox(objectName="rankScheme")
+        for s in SCHEMES:
+            self.scheme.addItem(SCHEME_LABELS[s], s)
+        self.scheme.setCurrentIndex(SCHEMES.index("normalized"))
+        self.scheme.setToolTip("How ranks become rewards in the preview (direct assignment)")
+        self.lam = QSlider(Qt.Horizontal, objectName="rankLambda", minimum=1, maximum=50,
+                           value=10)
+        self.lam.setToolTip("λ of e^(−λa)")
+        self.lam_label = QLabel(objectName="rankLambdaValue")
+        self.show_true = QCheckBox("Show true reward", objectName="rankShowTrue")
+        self.show_true.setToolTip("The task's hidden reward. Off by default, so it cannot bias "
+                                  "your ranking")
+        self.submit_button = QPushButton("Submit  ⏎", objectName="rankSubmit")
+        self.skip_button = QPushButton("Skip  ⌫", objectName="rankSkip")
+        self.unrankable_button = QPushButton("Not rankable  (N)", objectName="rankUnrankable")
+        self.status = QLabel(objectName="rankStatus", wordWrap=True)
+        self.count = QLabel(objectName="rankCount")
+
+        top = QHBoxLayout()
+        top.addWidget(self.prompt, 1)
+        for w in (self.random_prompt, self.k, self.policy, self.sample_button):
+            top.addWidget(w)
+        knobs = QHBoxLayout()
+        knobs.addWidget(QLabel("Preview reward:"))
+        knobs.addWidget(self.scheme)
+        knobs.addWidget(QLabel("λ"))
+        knobs.addWidget(self.lam, 1)
+        knobs.addWidget(self.lam_label)
+        knobs.addWidget(self.show_true)
+        buttons = QHBoxLayout()
+        for w in (self.submit_button, self.skip_button, self.unrankable_button):
+            buttons.addWidget(w)
+        buttons.addStretch(1)
+        buttons.addWidget(self.count)
+        help_line = QLabel("Keys: 1–K rank the focused response (equal numbers tie) · ↑↓ / Tab "
+                           "move · Enter submit · Backspace skip · N not rankable · or drag ⠿")
+        help_line.setObjectName("rankHelp")
+        help_line.setWordWrap(True)
+        help_line.setStyleSheet("color: palette(mid);")
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.prompt_label)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(help_line)
+        layout.addLayout(knobs)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+
+        self.sample_button.clicked.connect(self.sample_now)
+        self.random_prompt.clicked.connect(lambda: self.sample_now(random=True))
+        self.submit_button.clicked.connect(self.submit)
+        self.skip_button.clicked.connect(self.skip)
+        self.unrankable_button.clicked.connect(self.not_rankable)
+        self.scheme.currentIndexChanged.connect(self._render)
+        self.lam.valueChanged.connect(self._render)
+        self.show_true.toggled.connect(self._render)
+        self._render()
+
+    # --- set-up from the owner
+    def set_store(self, store) -> None:
+        self.store = store
+        self._show_count()
+
+    def set_task(self, task: str, prompts: list[str]) -> None:
+        if task != self.task:
+            self._queue.clear()
+            if self._round is None:
+                self._show(None)
+        self.task, self.prompts = task, list(prompts)
+        typed = self.prompt.currentText()
+        self.prompt.blockSignals(True)
+        self.prompt.clear()
+        self.prompt.addItems(self.prompts)
+        self.prompt.setEditText(typed if typed and task == self.task else "")
+        self.prompt.blockSignals(False)
+        self._show_count()
+
+    def set_checkpoints(self, items: list[tuple[str, str]]) -> None:
+        """(label, path) of saved checkpoints, offered beside the base and running policy."""
+        current = self.policy.currentData()
+        while self.policy.count() > 2:
+            self.policy.removeItem(2)
+        for label, path in items:
+            self.policy.addItem(label, path)
+        index = self.policy.findData(current)
+        self.policy.setCurrentIndex(max(0, index))
+
+    # --- sampling
+    def sample_now(self, random: bool = False, count: int = 1) -> None:
+        """Ask for groups: of the typed prompt, or (random / no prompt) of random task prompts."""
+        import numpy as np
+
+        text = self.prompt.currentText().strip()
+        self._random = random or not text
+        if self._random:
+            rng = np.random.default_rng(self._seed + 10_000)
+            prompts = tuple(str(p) for p in rng.choice(self.prompts, size=count)) \
+                if self.prompts else ()
+        else:
+            prompts = (text,) * count
+        if not prompts:
+            self.status.setText("No prompts for this task; type one.")
+            return
+        self._seed += 1
+        self._waiting = True
+        self.status.setText("Sampling…")
+        self.sampleRequested.emit(SampleRequest(self.task, prompts, self.k.value(),
+                                                self.policy.currentData(), seed=self._seed))
+
+    def add_groups(self, groups) -> None:
+        """Groups from the feedback worker: shown at once if nothing is, else queued."""
+        self._waiting = False
+        if self._round is not None:       # a round owns the panel; extra samples wait
+            self._queue.extend(groups)
+            return
+        self._queue.extend(g for g in groups if g.task == self.task)
+        if self._group is None:
+            self._next()
+        self.status.setText(self.status.text() if self._group else "")
+
+    def start_round(self, groups, step: int) -> None:
+        """Iterated RLHF: rank these groups from the current policy; `roundFinished` when done."""
+        self._round, self._round_left = [], len(groups)
+        waiting = ([self._group] if self._group is not None else []) + self._queue
+        self._queue = list(groups) + waiting   # the group on screen waits behind the round
+        self._show_banner(step)
+        self._show(None)
+        self._next()
+
+    def cancel_round(self) -> None:
+        if self._round is not None:
+            self._round, self._round_left = None, 0
+            self.banner.setVisible(False)
+            self._show(None)
+            self._next()
+
+    # --- the person's actions
+    def set_rank(self, row: int, rank: int) -> None:
+        if self._group is None or not 1 <= rank <= len(self._ranks):
+            return
+        self._ranks[self._order[row]] = rank
+        self._render()
+        if row + 1 < self.list.count():
+            self.list.setCurrentRow(row + 1)
+
+    def submit(self) -> bool:
+        if self._group is None:
+            return False
+        if any(r is None for r in self._ranks):
+            missing = sum(r is None for r in self._ranks)
+            self.status.setText(f"Rank every response first ({missing} left), or Backspace to "
+                                "skip, N if it cannot be ranked.")
+            return False
+        return self._save(tuple(self._ranks))
+
+    def skip(self) -> None:
+        if self._group is not None:
+            self.status.setText("Skipped.")
+            self._done(None)
+
+    def not_rankable(self) -> bool:
+        return self._group is not None and self._save(None)
+
+    # --- internals
+    def _save(self, ranks) -> bool:
+        from core.reward_model import Ranking
+
+        g = self._group
+        try:
+            rid = self.store.add(g.task, g.prompt, g.responses, ranks, "person", g.policy,
+                                 true=g.true)
+        except Exception as exc:   # nothing was stored: say so, keep the group on screen
+            self.status.setText(f"Not saved: {exc}")
+            return False
+        self.status.setText(f"Saved #{rid}" + ("" if ranks else " as not rankable") + ".")
+        self.saved.emit(rid)
+        self._show_count()
+        self._done(Ranking(g.prompt, g.responses, ranks, g.true) if ranks else None)
+        return True
+
+    def _done(self, ranking) -> None:
+        if self._round is not None:
+            self._round_left -= 1
+            if ranking is not None:
+                self._round.append(ranking)
+            if self._round_left <= 0:
+                finished, self._round = tuple(self._round), None
+                self.banner.setVisible(False)
+                self._show(None)
+                self.roundFinished.emit(finished)
+                self._next()
+                return
+            self._show_banner(None)
+        self._show(None)
+        self._next()
+
+    def _next(self) -> None:
+        if self._group is None and self._queue:
+            self._show(self._queue.pop(0))
+        if self._round is None and self._random and len(self._queue) < LOW_WATER \
+                and not self._waiting and self._group is not None:
+            self.sample_now(count=LOW_WATER)
+
+    def _show(self, group) -> None:
+        self._group = group
+        k = len(group.responses) if group else 0
+        self._ranks = [None] * k
+        self._order = list(range(k))
+        self.prompt_label.setText(f"“{group.prompt}” …" if group else
+                                  "Press Sample (or Random) to get responses to rank.")
+        self._render()
+        if group:
+            self.list.setFocus()
+            self.list.setCurrentRow(0)
+
+    def _show_banner(self, step) -> None:
+        if step is not None:
+            self._round_step = step
+        done = len(self._round or [])
+        self.banner.setText(f"Feedback round at step {self._round_step}: the run is paused until "
+                            f"you rank these groups from the current policy — {self._round_left} "
+                            f"left ({done} ranked).")
+        self.banner.setVisible(True)
+
+    def _render(self) -> None:
+        lam = self.lam.value() / 10
+        self.lam_label.setText(f"{lam:.1f}")
+        self.lam.setEnabled(self.scheme.currentData() == "exp")
+        current = max(0, self.list.currentRow())
+        self.list.blockSignals(True)
+        self.list.clear()
+        g = self._group
+        if g is not None:
+            rewards = preview_rewards(self._ranks, self.scheme.currentData(), lam)
+            for i in self._order:
+                rank = self._ranks[i]
+                badge = f"{rank}" if rank is not None else "–"
+                reward = rewards[i]
+                facts = ["reward –" if reward is None else f"reward {reward + 0.0:+.2f}"]
+                if g.rm_scores:
+                    facts.append(f"RM {g.rm_scores[i]:+.2f}")
+                if self.show_true.isChecked() and g.true:
+                    facts.append(f"true {g.true[i]:+.2f}")
+                text = g.responses[i] or "(empty)"
+                item = QListWidgetItem(f"{HANDLE}  [{badge}]   {text}\n        "
+                                       + "   ·   ".join(facts))
+                item.setData(Qt.UserRole, i)
+                item.setFlags(item.flags() | Qt.ItemIsDragEnabled)
+                self.list.addItem(item)
+            self.list.setCurrentRow(min(current, self.list.count() - 1))
+        self.list.blockSignals(False)
+        for b in (self.submit_button, self.skip_button, self.unrankable_button):
+            b.setEnabled(g is not None)
+
+    def _dragged(self, *_args) -> None:
+        """A drop reordered the rows: rank by position, 1 at the top."""
+        self._order = [self.list.item(r).data(Qt.UserRole) for r in range(self.list.count())]
+        for position, i in enumerate(self._order, start=1):
+            self._ranks[i] = position
+        self.status.setText("Ranked by position; Enter to submit.")
+        self._render()
+
+    def _show_count(self) -> None:
+        if self.store is None:
+            return
+        counts = self.store.counts(self.task)
+        total = sum(v for k, v in counts.items() if k != "not_rankable")
+        parts = [f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items())]
+        self.count.setText(f"{total} rankings for {self.task}" +
+                           (f"  ({', '.join(parts)})" if parts else ""))
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if obj is self.list and event.type() == QEvent.KeyPress:
+            key, row = event.key(), self.list.currentRow()
+            if Qt.Key_1 <= key <= Qt.Key_9:
+                self.set_rank(row, key - Qt.Key_0)
+                return True
+            if key in (Qt.Key_Return, Qt.Key_Enter):
+                self.submit()
+                return True
+            if key == Qt.Key_Backspace:
+                self.skip()
+                return True
+            if key == Qt.Key_N:
+                self.not_rankable()
+                return True
+            if key in (Qt.Key_Tab, Qt.Key_Backtab) and self.list.count():
+                step = -1 if key == Qt.Key_Backtab or event.modifiers() & Qt.ShiftModifier else 1
+                self.list.setCurrentRow((row + step) % self.list.count())
+                return True
+        return super().eventFilter(obj, event)

@@ -1,0 +1,100 @@
+"""The Rank tab: rank sampled responses, browse what was ranked, train a reward model from it.
+
+It owns the rankings store's GUI-thread connection and the feedback worker (the tab's torch work),
+and wires the ranking panel, the reward-model box and the rankings browser to them. The run
+controller lends it the running policy (a snapshot at a step boundary) and hands it the groups of
+an iterated-RLHF round.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from core.rankings import RankingStore
+from core.reward_model_store import list_reward_models
+from core.tasks import get_task
+from explorer.feedback_worker import FeedbackWorker
+from explorer.panels.ranking import RankingPanel
+from explorer.panels.rankings_browser import RankingsBrowser
+from explorer.panels.reward_model_box import RewardModelBox
+
+
+def task_prompts(task: str, n: int = 40) -> list[str]:
+    """A fixed list of the task's own prompts to pick from (sorted, no repeats)."""
+    return sorted(set(get_task(task).sample_prompts(n, np.random.default_rng(0))))
+
+
+class RankTab(QWidget):
+    useModelRequested = Signal(str)      # run on this saved reward model
+    roundDone = Signal(object)           # the person's rankings of a round (for the trainer)
+
+    def __init__(self, data_dir, snapshot=None, parent=None):
+        super().__init__(parent)
+        self.setObjectName("rankTab")
+        self.data_dir = data_dir
+        self.store = RankingStore(data_dir)
+        self.worker = FeedbackWorker(data_dir, snapshot)
+        self.panel = RankingPanel()
+        self.panel.set_store(self.store)
+        self.rm_box = RewardModelBox()
+        self.browser = RankingsBrowser()
+        side = QTabWidget(objectName="rankSideTabs")
+        side.addTab(self.rm_box, "Reward model")
+        side.addTab(self.browser, "Stored rankings")
+        self.side = side
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.panel)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split)
+
+        self.panel.sampleRequested.connect(self.worker.submit)
+        self.worker.groupsReady.connect(self.panel.add_groups)
+        self.worker.failed.connect(self._failed)
+        self.rm_box.trainRequested.connect(self.worker.submit)
+        self.rm_box.cancelRequested.connect(self.worker.cancel_training)
+        self.worker.trainProgress.connect(self.rm_box.show_progress)
+        self.worker.trainFinished.connect(self._trained)
+        self.rm_box.useRequested.connect(self.useModelRequested)
+        self.panel.saved.connect(lambda _id: self.browser.refresh())
+        self.browser.changed.connect(self.panel._show_count)
+        self.panel.roundFinished.connect(self.roundDone)
+        self.task = None
+        self.set_task("sentiment")
+
+    def set_task(self, task: str) -> None:
+        if task == self.task:
+            return
+        self.task = task
+        self.panel.set_task(task, task_prompts(task))
+        self.rm_box.set_task(task)
+        self.browser.set_store(self.store, task)
+        self.rm_box.set_models(list_reward_models(self.data_dir, task))
+
+    def set_checkpoints(self, items: list[tuple[str, str]]) -> None:
+        self.panel.set_checkpoints(items)
+
+    def start_round(self, groups, step: int) -> None:
+        self.panel.start_round(groups, step)
+
+    def _trained(self, meta: dict) -> None:
+        self.rm_box.finished(meta)
+        self.rm_box.set_models(list_reward_models(self.data_dir, self.task))
+        # the new model scores the previews of the next groups (the worker keeps it)
+
+    def _failed(self, job: str, text: str) -> None:
+        if job == "TrainRequest":
+            self.rm_box.failed(text)
+        else:
+            self.panel._waiting = False
+            self.panel.status.setText(f"Could not sample: {text}")
+
+    def shutdown(self) -> None:
+        self.panel.cancel_round()
+        self.worker.shutdown()
+        self.store.close()

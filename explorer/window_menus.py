@@ -1,0 +1,113 @@
+"""The main window's menus, dashboard export, About box and saved window state (a mixin of
+`MainWindow`, kept apart so the window's layout and run wiring stay readable)."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl
+from PySide6.QtGui import QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+from core.config import RunConfig
+from explorer.about import make_about_box
+
+SETTINGS_LAYOUT_VERSION = 2   # 2: the Watch / Rank / Math tabs
+
+
+class WindowMenus:
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.setObjectName("fileMenu")
+        self.start_action = file_menu.addAction("&Start run", self.start_run)
+        self.stop_action = file_menu.addAction("S&top run", self.controller.stop)
+        round_action = file_menu.addAction("Feedback &round now", self.request_round)
+        round_action.setObjectName("feedbackRoundAction")
+        round_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
+        round_action.setToolTip("Pause after this step and rank the current policy's samples")
+        file_menu.addSeparator()
+        for kind, label in (("png", "PNG image…"), ("svg", "SVG drawing…"), ("csv", "CSV…")):
+            action = file_menu.addAction(f"Export dashboard as {label}",
+                                         lambda k=kind: self.export_dashboard(k))
+            action.setObjectName(f"exportDashboard{kind.upper()}Action")
+        file_menu.addAction("Open data folder",
+                            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(
+                                str(self.data_dir))))
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("&Quit", self.close)
+        quit_action.setObjectName("quitAction")
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.setObjectName("viewMenu")
+        for i, name in enumerate(("Watch", "Rank", "Math")):
+            action = view_menu.addAction(f"&{name}", lambda i=i: self.tabs.setCurrentIndex(i))
+            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+        view_menu.addSeparator()
+        for dock in self.docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.setObjectName("helpMenu")
+        about = help_menu.addAction("&About RLHF Explorer", self.show_about)
+        about.setObjectName("aboutAction")
+        help_menu.addAction("About &Qt", lambda: QMessageBox.aboutQt(self))
+        # Space toggles start/pause; line edits keep their spaces (they claim the key first).
+        QShortcut(QKeySequence(Qt.Key_Space), self, self.toggle_run)
+
+    # --- export, about
+    def export_dashboard(self, kind: str) -> None:
+        width = 1800
+        if kind == "png":
+            width, ok = QInputDialog.getInt(self, "Export dashboard", "Width in pixels:", 1800,
+                                            400, 8000, 100)
+            if not ok:
+                return
+        filters = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)",
+                   "csv": "CSV table (*.csv)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export dashboard", f"dashboard.{kind}",
+                                              filters[kind])
+        if not path:
+            return
+        if not path.lower().endswith(f".{kind}"):
+            path += f".{kind}"
+        try:
+            if kind == "png":
+                self.dashboard.export_png(path, width=width)
+            else:
+                getattr(self.dashboard, f"export_{kind}")(path)
+        except OSError as error:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{error}")
+            return
+        self.status_text.setText(f"Exported {path}")
+
+    def show_about(self) -> QMessageBox:
+        box = make_about_box(self)
+        box.open()
+        return box
+
+    # --- settings and closing
+    def _restore_settings(self) -> bool:
+        s = QSettings()
+        if s.value("layoutVersion", 0, int) != SETTINGS_LAYOUT_VERSION:
+            return False
+        geometry, state = s.value("geometry"), s.value("windowState")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        text = s.value("lastConfig", "", str)
+        if text:
+            try:
+                self.panel.set_config(RunConfig.from_dict(json.loads(text), algo_defaults=False))
+            except (ValueError, TypeError):
+                pass  # settings from an older version: start from defaults
+        return True
+
+    def _save_settings(self) -> None:
+        s = QSettings()
+        s.setValue("layoutVersion", SETTINGS_LAYOUT_VERSION)
+        s.setValue("geometry", self.saveGeometry())
+        s.setValue("windowState", self.saveState())
+        cfg = self.panel.config()
+        if cfg is not None:
+            s.setValue("lastConfig", json.dumps(cfg.to_dict()))
+

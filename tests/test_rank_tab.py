@@ -1,0 +1,84 @@
+"""The Rank tab in the window: sample a group from the base model, rank it by keyboard, train a
+reward model from the stored rankings on the worker, use it for a run; and an iterated round in
+which the person ranks the running policy's samples while the run waits."""
+
+import pytest
+from PySide6.QtCore import Qt
+
+from core.config import RunConfig
+from core.rankings import RankingStore
+from core.runs import RunStore
+from core.trainer import default_checkpoint
+
+pytestmark = pytest.mark.skipif(not default_checkpoint("sentiment").exists(),
+                                reason="assets/sentiment.safetensors missing")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from explorer.main_window import MainWindow
+
+    win = MainWindow(data_dir=tmp_path, restore=False)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    assert not win.controller.busy and not win.rank_tab.worker.isRunning()
+
+
+def test_sample_rank_train_and_use(window, qtbot, tmp_path):
+    tab = window.rank_tab
+    window.tabs.setCurrentWidget(tab)
+    assert not window.docks["samplesDock"].isVisible()   # ranking gets the width
+    panel = tab.panel
+    panel.k.setValue(3)
+    for _ in range(6):
+        with qtbot.waitSignal(tab.worker.groupsReady, timeout=30_000):
+            panel.sample_now(random=True)
+        assert panel._group is not None and len(panel._group.responses) == 3
+        for key in (Qt.Key_1, Qt.Key_2, Qt.Key_3, Qt.Key_Return):
+            qtbot.keyClick(panel.list, key)
+    with RankingStore(tmp_path) as store:
+        stored = store.list()
+    assert len(stored) >= 6 and {r.policy for r in stored} == {"base"}
+    assert tab.browser.table.rowCount() == len(stored)
+
+    box = tab.rm_box
+    box.steps.setValue(10)
+    box.name.setText("mine")
+    with qtbot.waitSignal(tab.worker.trainFinished, timeout=60_000):
+        qtbot.mouseClick(box.train_button, Qt.LeftButton)
+    assert "Saved as “mine”" in box.result.text()
+    assert len(box._loss[1]) == 10                    # the live loss curve, one point per update
+    assert box.models.currentData() == "mine"
+    qtbot.mouseClick(box.use_button, Qt.LeftButton)
+    cfg = window.panel.config()
+    assert (cfg.reward_source, cfg.reward_model) == ("learned", "mine")
+
+
+def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
+    cfg = RunConfig.for_algo("grpo", reward_source="learned", rm_rankings=12, rm_steps=2,
+                             rm_round_steps=2, prompts_per_step=2, group_size=4, threads=1,
+                             steps=3, feedback_every=2, feedback_by="person", feedback_groups=2,
+                             rm_k=2)
+    window.panel.set_config(cfg)
+    with qtbot.waitSignal(window.controller.roundRequested, timeout=60_000):
+        qtbot.mouseClick(window.controls.start_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.rank_tab.panel._group is not None)
+    assert window.tabs.currentWidget() is window.rank_tab
+    panel = window.rank_tab.panel
+    assert "step 2" in panel.banner.text()
+    for key in (Qt.Key_2, Qt.Key_1, Qt.Key_Return, Qt.Key_1, Qt.Key_2, Qt.Key_Return):
+        qtbot.keyClick(panel.list, key)
+    with qtbot.waitSignal(window.controller.runEnded, timeout=60_000):
+        pass
+    store = RunStore(tmp_path)
+    (run,) = store.list_runs()
+    (event,) = [e for e in store.events(run.id) if e["kind"] == "feedback_round"]
+    assert event["payload"]["new_rankings"] == 2 and event["payload"]["rankings"] == 14
+    with RankingStore(tmp_path) as rankings:
+        mine = rankings.list(sources=["person"])
+    assert [r.ranks for r in mine] == [(2, 1), (1, 2)]
+    assert {r.policy for r in mine} == {f"run {run.id} step 2"}
+    # the round is a marker on the plots
+    assert any("feedback" in label for _, _, label in window.live_series.events)
