@@ -8,10 +8,12 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 
 from explorer.plots import Dashboard, MetricPlot, RunSeries, ema_debiased
-from explorer.plots.dashboard import GRPO_NOTE
-from explorer.plots.metric_plot import EMPTY_TEXT
+from explorer.plots.dashboard import GRPO_NOTE, MAIN_PANELS, bounds_of
+from explorer.plots.metric_plot import EMPTY_TEXT, NOT_REPORTED_TEXT
+from explorer.plots.ranges import readable_y_range, view_limits
 from explorer.plots.series import GrowingBuffer, ema_extend
 
 STEPS = 3000
@@ -81,6 +83,22 @@ def test_run_series_keeps_nonfinite_counted_and_skips_non_numbers():
     assert run.version == 4
 
 
+def test_readable_y_range_hand_numbers():
+    # A constant is shown ±10%, a constant 0 ±0.5, a real spread untouched.
+    np.testing.assert_allclose(readable_y_range(0.04, 0.04), (0.036, 0.044))
+    np.testing.assert_allclose(readable_y_range(-2.0, -2.0 + 1e-9), (-2.2, -1.8), rtol=1e-6)
+    assert readable_y_range(0.0, 0.0) == (-0.5, 0.5)
+    assert readable_y_range(0.5, 0.51) == (0.5, 0.51)
+    # Log view coordinates are decades: ±log10(1.1) around log10(0.04).
+    lo, hi = readable_y_range(math.log10(0.04), math.log10(0.04), log=True)
+    np.testing.assert_allclose((10**lo, 10**hi), (0.04 / 1.1, 0.044), rtol=1e-9)
+    # Bounds in log mode: 0 has no logarithm, 1 is 10**0.
+    assert view_limits((0, 1), log=True) == (None, 0.0)
+    assert view_limits((0, 1)) == (0, 1)
+    assert bounds_of("rm/accuracy") == bounds_of("reward/frac_zero_std") == (0, 1)
+    assert bounds_of("rm/loss") == (None, None)
+
+
 # ----- widgets ----------------------------------------------------------------------------
 def synthetic_run(seed: int, steps: int = STEPS, extra: dict | None = None) -> RunSeries:
     rng = np.random.default_rng(seed)
@@ -123,8 +141,9 @@ def dashboard(qtbot, two_runs):
 def test_dashboard_draws_both_runs_with_every_point(dashboard):
     reward = dashboard.panel("reward")
     assert len(reward.data_items()) == 4  # 2 runs x (mean, true mean)
-    names = [label.text for _, label in reward.legend.items]
-    assert "run A · mean" in names and "run B · true_mean" in names
+    # Colour names the run, dash the metric: runs + metrics, not every pair.
+    assert [label.text for _, label in reward.legend.items] == ["run A", "run B", "mean",
+                                                                "true_mean"]
     kl = dashboard.panel("kl/mean")
     assert [label.text for _, label in kl.legend.items] == ["run A", "run B"]
     for item in reward.data_items():
@@ -187,14 +206,14 @@ def test_empty_state_and_nonfinite_points(qtbot):
     plot = MetricPlot("KL", ["kl/mean"], y_label="KL", units="nats")
     qtbot.addWidget(plot)
     plot.set_runs([])
-    assert plot._empty.isVisible() and plot._empty.toPlainText() == EMPTY_TEXT
+    assert plot.empty_text() == EMPTY_TEXT
     run = RunSeries()
     plot.set_runs([("a", run, None)])
     run.append({"step": 0, "time_s": 0.0, "kl/mean": 0.5})
     run.append({"step": 1, "time_s": 0.1, "kl/mean": math.nan})
     run.append({"step": 2, "time_s": 0.2, "kl/mean": 0.7})
     plot.refresh()
-    assert not plot._empty.isVisible()
+    assert plot.empty_text() is None
     np.testing.assert_array_equal(plot.data_items()[0].getOriginalDataset()[0], [0, 2])
     assert len(run.get("kl/mean")) == 3
 
@@ -253,7 +272,7 @@ def test_single_plot_exports(dashboard, tmp_path):
 
     svg_text = reward.export_svg(tmp_path / "reward.svg").read_text()
     ET.fromstring(svg_text)
-    assert "run A · mean" in svg_text and "reward" in svg_text
+    assert "run A" in svg_text and "true_mean" in svg_text and "reward" in svg_text
 
     rows = _csv_rows(reward.export_csv(tmp_path / "reward.csv"))
     # 2 runs x (mean, true mean, std of the band), every point
@@ -271,9 +290,181 @@ def test_dashboard_exports(dashboard, two_runs, tmp_path):
 
     svg_text = dashboard.export_svg(tmp_path / "dash.svg").read_text()
     ET.fromstring(svg_text)
-    for text in ("Reward", "Clip fraction", "run A · value", "custom/thing"):
+    for text in ("Reward", "Clip fraction", "run B", "true_mean", "custom/thing"):
         assert text in svg_text
 
     rows = _csv_rows(dashboard.export_csv(tmp_path / "dash.csv"))
     expected = sum(len(run.get(n)) for run in two_runs for n in run.names())
     assert len(rows) == expected
+
+
+# ----- readability at the dashboard's size on a 1366x768 screen ---------------------------
+PANEL_W, PANEL_H = 230, 220  # one of the 4x2 panels at 1366x768 with the side docks open
+
+
+def shown_panel(qtbot, plot: MetricPlot) -> MetricPlot:
+    qtbot.addWidget(plot)
+    plot.resize(PANEL_W, PANEL_H)
+    plot.show()
+    qtbot.waitExposed(plot)
+    return plot
+
+
+def settle() -> None:
+    # pyqtgraph lays out on posted events: an axis shown again takes its room only then.
+    for _ in range(3):
+        QApplication.processEvents()
+
+
+def y_range(plot: MetricPlot) -> tuple[float, float]:
+    view = plot.plot_item.getViewBox()
+    view.updateAutoRange()  # pyqtgraph would do it lazily, at the next paint
+    lo, hi = view.viewRange()[1]
+    return lo, hi
+
+
+def steps(run: RunSeries, n: int, **metrics) -> None:
+    """Append n steps; each metric is a constant or a function of the step."""
+    start = run.n_steps
+    for s in range(start, start + n):
+        run.append({"step": s, "time_s": s * 0.1,
+                    **{k: v(s) if callable(v) else v for k, v in metrics.items()}})
+
+
+def test_a_constant_gets_a_readable_y_range(qtbot):
+    beta = shown_panel(qtbot, MetricPlot("β", ["kl/beta"]))
+    run = RunSeries()
+    steps(run, 20, **{"kl/beta": 0.04})
+    beta.set_runs([("a", run, None)])
+    lo, hi = y_range(beta)
+    # Around the value, at least ±5% of it and not the previous view's unit span.
+    assert lo < 0.04 < hi and 0.004 <= hi - lo <= 0.02
+    # Float noise of 1e-13 is still a constant: no ticks like 0.040015.
+    noisy = shown_panel(qtbot, MetricPlot("β", ["kl/beta"]))
+    run = RunSeries()
+    steps(run, 20, **{"kl/beta": lambda s: 0.04 + 1e-13 * (s % 3)})
+    noisy.set_runs([("a", run, None)])
+    lo, hi = y_range(noisy)
+    assert lo < 0.04 < hi and 0.004 <= hi - lo <= 0.02
+    # A real spread keeps pyqtgraph's range: data plus a little padding.
+    steps(run, 20, **{"kl/beta": lambda s: 0.02 + 0.001 * s})
+    noisy.refresh()
+    lo, hi = y_range(noisy)
+    assert 0.035 < lo < 0.04 and 0.059 < hi < 0.062
+
+
+def test_bounded_panels_stay_inside_their_bounds(qtbot):
+    board = Dashboard()
+    qtbot.addWidget(board)
+    board.resize(4 * PANEL_W, 2 * PANEL_H + 60)
+    run = RunSeries()
+    steps(run, 50, **{"policy/clip_frac": lambda s: 0.3 * (s % 7) / 6, "policy/entropy": 0.0})
+    board.set_runs([("a", run, None)])
+    board.show()
+    qtbot.waitExposed(board)
+    clip = board.panel("clip_frac")
+    lo, hi = y_range(clip)
+    assert lo >= 0 and 0.3 < hi <= 1  # the data [0, 0.3] fills the view; no -0.4 for a share
+    # A share that is constantly 0 (one update per batch) is padded upward only.
+    assert y_range(board.panel("entropy"))[0] >= 0
+    zero = RunSeries()
+    steps(zero, 10, **{"policy/clip_frac": 0.0})
+    board.set_runs([("a", zero, None)])
+    lo, hi = y_range(clip)
+    assert lo >= 0 and hi <= 1 and hi - lo > 0.1
+    # In log mode the same bounds are decades: nothing above a share of 1.
+    board.set_runs([("a", run, None)])
+    board.set_log_y(True)
+    assert y_range(clip)[1] <= 0
+    assert [s.y_bounds for s in MAIN_PANELS if s.key == "clip_frac"] == [(0, 1)]
+
+
+def test_empty_state_until_the_first_step_and_after_a_clear(qtbot):
+    board = Dashboard()
+    qtbot.addWidget(board)
+    board.resize(4 * PANEL_W, 2 * PANEL_H + 60)
+    board.show()
+    qtbot.waitExposed(board)
+    run = RunSeries()
+    board.set_runs([("live", run, None)])
+    board.set_kl_target(3.0)
+
+    def assert_empty(panel: MetricPlot, text: str = EMPTY_TEXT) -> None:
+        assert panel.empty_text() == text
+        assert not panel.legend.isVisible() and panel.legend.items == []
+        # No 0.1-0.9 scale on an empty grid, and no stray target line either.
+        for axis in ("left", "bottom"):
+            assert not panel.plot_item.getAxis(axis).isVisible()
+        assert all(not i.isVisible() for i in panel.plot_item.items
+                   if isinstance(i, pg.InfiniteLine))
+
+    for key in board.panels:
+        assert_empty(board.panels[key])
+    steps(run, 3, **{"reward/mean": lambda s: 0.1 * s, "reward/true_mean": 0.2, "kl/mean": 1.0})
+    board.refresh()
+    reward = board.panel("reward")
+    assert reward.empty_text() is None and reward.legend.isVisible()
+    assert reward.legend.texts() == ["mean", "true_mean"]
+    assert reward.plot_item.getAxis("left").isVisible()
+    assert board.panel("kl").empty_text() is None
+    assert_empty(board.panel("length"), NOT_REPORTED_TEXT)  # this run has steps, not lengths
+    # A new run clears every panel back to the empty state.
+    board.set_runs([("next", RunSeries(), None)])
+    for key in board.panels:
+        assert_empty(board.panels[key])
+
+
+def test_titles_fit_a_small_panel(qtbot):
+    long = "KL to the reference policy, summed over tokens"
+    plot = shown_panel(qtbot, MetricPlot(long, ["kl/mean"], y_label="KL", units="nats",
+                                         subtitle="a note under it"))
+    title = plot.plot_item.titleLabel
+    settle()
+    viewport = plot.plot_widget.viewport().width()
+    # The whole text, wrapped within the panel rather than cut off at its right edge.
+    assert long in title.item.toPlainText() and "…" not in title.item.toPlainText()
+    rect = title.item.mapRectToScene(title.item.boundingRect())
+    assert rect.left() >= 0 and rect.right() <= viewport
+    assert plot.plot_item.geometry().width() <= viewport
+    short = shown_panel(qtbot, MetricPlot("KL", ["kl/mean"]))
+    settle()
+    assert title.height() > 1.5 * short.plot_item.titleLabel.height()  # wrapped onto lines
+
+    # The dashboard's own titles, at the size of a 1366x768 screen's panels.
+    board = Dashboard()
+    qtbot.addWidget(board)
+    board.resize(4 * PANEL_W + 30, 2 * PANEL_H + 60)
+    board.show()
+    qtbot.waitExposed(board)
+    settle()
+    for spec in MAIN_PANELS:
+        panel = board.panel(spec.key)
+        assert panel.width() <= PANEL_W + 10
+        label = panel.plot_item.titleLabel.item
+        rect = label.mapRectToScene(label.boundingRect())
+        assert rect.left() >= 0 and rect.right() <= panel.plot_widget.viewport().width()
+
+
+def test_legend_sits_outside_the_data_and_fits_the_width(qtbot):
+    plot = shown_panel(qtbot, MetricPlot("Reward", ["reward/mean", "reward/true_mean"]))
+    runs = []
+    for label in ("grpo (live)", "reinforce 3f2a1c"):
+        run = RunSeries()
+        steps(run, 30, **{"reward/mean": lambda s: 0.02 * s, "reward/true_mean": 0.3})
+        runs.append((label, run, None))
+    plot.set_runs(runs)
+    legend = plot.legend
+    settle()
+    assert legend.isVisible()
+    assert legend.texts() == ["grpo (live)", "reinforce 3f2a1c", "mean", "true_mean"]
+    view = plot.plot_item.getViewBox()
+    legend_rect = legend.mapRectToScene(legend.boundingRect())
+    assert not legend_rect.intersects(view.mapRectToScene(view.boundingRect()))
+    assert legend_rect.left() >= 0 and legend_rect.right() <= plot.plot_widget.viewport().width()
+    assert legend.n_rows <= 2  # runs and metrics, not a row per pair
+    # A click on a run's entry hides that run's lines, as pyqtgraph's legend did.
+    entry = legend.entries[0]
+    assert all(c.isVisible() for c in entry.curves)
+    for curve in entry.curves:
+        curve.setVisible(False)
+    assert not entry.shown

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from explorer.plots import style
 from explorer.plots.export import render_png, render_svg, write_long_csv
 from explorer.plots.metric_plot import MetricPlot, RunEntry
+from explorer.plots.ranges import Bounds
 from explorer.plots.series import RunSeries
 
 GRPO_NOTE = "GRPO: ≈ 0 by design"
@@ -45,12 +46,13 @@ class PanelSpec:
     band: dict[str, str] = field(default_factory=dict)
     subtitle: str = ""
     tooltip: str = ""
-    legend_corner: str = "top-right"
+    # The values the metrics can take, (lo, hi) with None for unbounded: the y range never
+    # leaves them, so a fraction near 0 is not drawn on -0.4..0.4.
+    y_bounds: Bounds = (None, None)
 
     def make(self) -> MetricPlot:
         panel = MetricPlot(self.title, self.metrics, y_label=self.y_label, units=self.units,
-                           band=self.band, subtitle=self.subtitle,
-                           legend_corner=self.legend_corner)
+                           band=self.band, subtitle=self.subtitle, y_bounds=self.y_bounds)
         panel.setObjectName(f"{self.key}Plot")
         if self.tooltip:
             panel.setToolTip(self.tooltip)
@@ -59,35 +61,36 @@ class PanelSpec:
 
 MAIN_PANELS = (
     PanelSpec("reward", "Reward", ("reward/mean", "reward/true_mean"), "reward",
-              band={"reward/mean": "reward/std"}, legend_corner="bottom-right",
+              band={"reward/mean": "reward/std"},
               tooltip="Solid: the reward being optimised, shaded ± one standard deviation of the "
                       "batch. Dashed: the hidden true reward — when a learned reward model rises "
                       "and this does not, the policy is hacking the model."),
+    # Not bounded below: the k1 estimator's mean can dip under 0.
     PanelSpec("kl", "KL to reference", ("kl/mean",), "KL", "nats",
-              legend_corner="bottom-right",
               tooltip="KL(π_θ ‖ π_ref): how far the policy has drifted from the frozen base "
                       "model, summed over each completion's tokens. Its budget (the adaptive "
                       "target) is what bounds how high the reward can climb."),
     PanelSpec("update", "Policy step", ("policy/approx_kl", "trust/kl"),
-              "KL per token", "nats",
+              "KL per token", "nats", y_bounds=(0, None),  # both k3 estimates: never negative
               tooltip="How far one update moved the policy from the one that sampled the batch. "
                       "approx_kl: during the update (k3); trust/kl: measured after it, the d "
                       "that the trust-region objective's adaptive β reads."),
     PanelSpec("clip_frac", "Clip fraction", ("policy/clip_frac",), "share of tokens",
+              y_bounds=(0, 1),
               tooltip="Share of tokens where PPO's clip decided the objective. It is 0 by "
                       "construction with one update per batch (ratio = 1)."),
-    PanelSpec("beta", "KL weights β", ("kl/beta", "trust/beta"), "β",
+    PanelSpec("beta", "KL weights β", ("kl/beta", "trust/beta"), "β", y_bounds=(0, None),
               tooltip="kl/beta weights the KL to the reference; trust/beta weights the "
                       "trust-region penalty KL(π_old ‖ π_θ). The adaptive rule halves or "
                       "doubles each against its own target. Try the log scale."),
-    PanelSpec("entropy", "Entropy", ("policy/entropy",), "entropy", "nats",
+    PanelSpec("entropy", "Entropy", ("policy/entropy",), "entropy", "nats", y_bounds=(0, None),
               tooltip="Mean token entropy: a collapse toward 0 means the policy stopped "
                       "exploring."),
     PanelSpec("losses", "Losses", ("loss/policy", "loss/value", "loss/total"), "loss",
               subtitle=GRPO_NOTE,
               tooltip="For GRPO the loss stays near 0 by construction: with one update per "
                       "batch the ratio is 1, so only its gradient matters. Watch the reward."),
-    PanelSpec("length", "Length", ("completions/mean_length",), "tokens",
+    PanelSpec("length", "Length", ("completions/mean_length",), "tokens", y_bounds=(0, None),
               tooltip="Mean tokens per completion. A drift while the reward rises is a "
                       "classic sign of reward hacking."),
 )
@@ -104,10 +107,18 @@ def _shown_by_main() -> frozenset[str]:
     return frozenset(names)
 
 
+def bounds_of(metric: str) -> Bounds:
+    """(0, 1) for a share or an accuracy (rm/accuracy, reward/frac_zero_std), judged by name."""
+    leaf = metric.rsplit("/", 1)[-1]
+    fraction = "accuracy" in leaf or leaf.startswith("frac") or leaf.endswith(("_frac", "fraction"))
+    return (0, 1) if fraction else (None, None)
+
+
 def extra_spec(metric: str) -> PanelSpec:
     """A plain panel for a metric no built-in panel shows, so new diagnostics need no GUI code."""
     return PanelSpec(metric, metric, (metric,), metric.rsplit("/", 1)[-1],
-                     units="s" if metric in ("time_s", "perf/step_s") else "")
+                     units="s" if metric in ("time_s", "perf/step_s") else "",
+                     y_bounds=bounds_of(metric))
 
 
 class Dashboard(QWidget):

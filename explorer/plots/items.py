@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from explorer.plots import style
@@ -61,3 +62,21 @@ def make_band(plot: pg.PlotItem, color: QColor) -> Band:
     fill.setZValue(-10)
     plot.addItem(fill)
     return Band(upper, lower, fill)
+
+
+def make_reference_line(plot: pg.PlotItem, color: QColor,
+                        label: str) -> tuple[pg.InfiniteLine, pg.PlotDataItem]:
+    """A dashed horizontal line (a target), and an invisible point to set at its value."""
+    line = pg.InfiniteLine(
+        angle=0,
+        pen=pg.mkPen(color, width=1.4, style=Qt.PenStyle.DashLine),
+        label=label,
+        labelOpts={"position": 0.04, "color": color, "anchors": [(0, 1), (0, 1)]},
+    )
+    line.setZValue(-20)
+    plot.addItem(line, ignoreBounds=True)
+    # An InfiniteLine never widens the auto range; the point keeps the target in view even
+    # while the curve is far below it.
+    anchor = pg.PlotDataItem(pen=pg.mkPen(QColor(0, 0, 0, 0)))
+    plot.addItem(anchor)
+    return line, anchor

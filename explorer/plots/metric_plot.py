@@ -15,10 +15,14 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from explorer.plots import style
 from explorer.plots.export import add_export_actions, write_long_csv
-from explorer.plots.items import Band, Curve, make_band, make_curve
+from explorer.plots.items import Band, Curve, make_band, make_curve, make_reference_line
+from explorer.plots.labels import EmptyNote, FitTitle, FlowLegend, legend_entries
+from explorer.plots.ranges import Bounds, ReadableViewBox
 from explorer.plots.series import IncrementalEma, MetricSeries, RunSeries
 
 EMPTY_TEXT = "waiting for the first step…"
+# The run has steps, but none with this panel's metrics (another objective's, or not yet).
+NOT_REPORTED_TEXT = "not reported yet"
 X_LABELS = {"step": ("step", ""), "time": ("time", "s")}
 
 # (run label, its series, its colour: anything pg.mkColor takes, or None for the palette's)
@@ -29,7 +33,9 @@ class MetricPlot(QWidget):
     """A titled pyqtgraph panel drawing `metrics` of every run given to `set_runs`.
 
     `band` maps a mean metric to its spread (e.g. reward/mean -> reward/std), drawn as a
-    shaded ±1 band. The widget keeps only display caches; the data lives in RunSeries.
+    shaded ±1 band. `y_bounds` (lo, hi), either None for unbounded, keeps the y range within
+    the values the metric can take, e.g. (0, 1) for a fraction. The widget keeps only display
+    caches; the data lives in RunSeries.
     """
 
     def __init__(
@@ -41,7 +47,7 @@ class MetricPlot(QWidget):
         units: str = "",
         band: Mapping[str, str] | None = None,
         subtitle: str = "",
-        legend_corner: str = "top-right",
+        y_bounds: Bounds = (None, None),
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -61,8 +67,10 @@ class MetricPlot(QWidget):
         self._ref_line: pg.InfiniteLine | None = None
         self._ref_anchor: pg.PlotDataItem | None = None
         self._last_key: tuple | None = None
+        self._legend_stale = False
 
-        self.plot_widget = pg.PlotWidget()
+        self._view = ReadableViewBox()
+        self.plot_widget = pg.PlotWidget(viewBox=self._view)
         self.plot_item: pg.PlotItem = self.plot_widget.getPlotItem()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -76,20 +84,17 @@ class MetricPlot(QWidget):
         plot.setClipToView(True)
         plot.setDownsampling(auto=True, mode="peak")
         plot.hideButtons()  # the "A" auto-range button overlaps the tick labels on small panels
-        # Put the legend where the curve usually is not: bottom-right for rising curves.
-        offset = {"top-right": (-8, 8), "bottom-right": (-8, -8), "top-left": (8, 8),
-                  "bottom-left": (8, -8)}[legend_corner]
-        self.legend = plot.addLegend(offset=offset, labelTextSize="8pt", verSpacing=-4)
+        # Title and legend outside the view box: over it they hid curves in small panels.
+        self._title = FitTitle.install(plot)
+        self.legend = FlowLegend().install(plot)
+        self._view.set_y_bounds(*y_bounds)
         for name in ("left", "bottom"):
             plot.getAxis(name).enableAutoSIPrefix(False)
             # Major and minor grid lines only: the third level was clutter, and a third of
             # each panel's paint time.
             plot.getAxis(name).setStyle(maxTickLevel=1)
         self._y_label, self._units = y_label, units
-
-        self._empty = pg.TextItem(EMPTY_TEXT, anchor=(0.5, 0.5))
-        plot.getViewBox().addItem(self._empty, ignoreBounds=True)
-        plot.getViewBox().sigRangeChanged.connect(self._centre_empty_text)
+        self._empty = EmptyNote(plot, EMPTY_TEXT)
         add_export_actions(self)
         self._apply_theme()
         self._update_empty_state()
@@ -116,7 +121,8 @@ class MetricPlot(QWidget):
         if axis not in X_LABELS:
             raise ValueError(f"x axis must be 'step' or 'time', got {axis!r}")
         self._x_axis = axis
-        self.plot_item.setLabel("bottom", *X_LABELS[axis], **self._label_style())
+        # On the axis itself: PlotItem.setLabel would show it again in the empty state.
+        self.plot_item.getAxis("bottom").setLabel(*X_LABELS[axis], **self._label_style())
 
     def set_log_y(self, log: bool) -> None:
         self._log_y = bool(log)
@@ -147,18 +153,18 @@ class MetricPlot(QWidget):
                     self._draw_band(label, runs, metric, color)
             self._draw_events(label, runs, color)
         self._draw_reference()
-        self._limit_zoom()
+        if self._legend_stale:
+            self._legend_stale = False
+            mains = {key: curve.main for key, curve in self._curves.items()}
+            self.legend.set_entries(legend_entries(mains, self._runs, self.metrics,
+                                                   style.theme_of(self).text))
+        self._view.limit_zoom()
         self._update_empty_state()
         return True
 
-    def _limit_zoom(self) -> None:
-        # A constant series (beta under a fixed controller) would auto-range onto float noise
-        # and print labels like 0.04000000000000010: never zoom closer than 0.1% of the values.
-        peaks = [np.nanmax(np.abs(c.main.yData)) for c in self._curves.values()
-                 if c.main.yData is not None and len(c.main.yData)]
-        magnitude = max((p for p in peaks if np.isfinite(p)), default=0.0)
-        floor = 1e-3 if self._log_y else max(magnitude * 1e-3, 1e-9)
-        self.plot_item.getViewBox().setLimits(minYRange=floor)
+    def empty_text(self) -> str | None:
+        """The note shown in place of the plot while it has no data; None once it has."""
+        return self._empty.text
 
     def has_data(self) -> bool:
         return any(c.main.xData is not None and len(c.main.xData) for c in self._curves.values())
@@ -282,19 +288,8 @@ class MetricPlot(QWidget):
             return
         value, label = self._ref
         if self._ref_line is None:
-            theme = style.theme_of(self)
-            self._ref_line = pg.InfiniteLine(
-                angle=0,
-                pen=pg.mkPen(theme.muted, width=1.4, style=Qt.PenStyle.DashLine),
-                label=label,
-                labelOpts={"position": 0.04, "color": theme.muted, "anchors": [(0, 1), (0, 1)]},
-            )
-            self._ref_line.setZValue(-20)
-            self.plot_item.addItem(self._ref_line, ignoreBounds=True)
-            # An InfiniteLine never widens the auto range; this invisible point keeps the
-            # target in view even while the curve is far below it.
-            self._ref_anchor = pg.PlotDataItem(pen=pg.mkPen(QColor(0, 0, 0, 0)))
-            self.plot_item.addItem(self._ref_anchor)
+            self._ref_line, self._ref_anchor = make_reference_line(
+                self.plot_item, style.theme_of(self).muted, label)
         self._ref_line.label.setFormat(f"{label} {value:g}")
         shown = not self._log_y or value > 0
         self._ref_line.setVisible(shown)
@@ -309,22 +304,9 @@ class MetricPlot(QWidget):
 
     # ----- items ---------------------------------------------------------------------------
     def _make_curve(self, key: tuple[str, str], index: int, color: QColor) -> Curve:
-        label, metric = key
-        # The title already names a one-metric panel, so its legend needs only the runs.
-        if len(self._runs) == 1:
-            name = metric
-        elif len(self.metrics) == 1:
-            name = label
-        else:
-            name = f"{label} · {self._short(metric)}"
-        self._curves[key] = curve = make_curve(self.plot_item, color, index, name)
+        self._curves[key] = curve = make_curve(self.plot_item, color, index, " · ".join(key))
+        self._legend_stale = True
         return curve
-
-    def _short(self, metric: str) -> str:
-        # "reward/mean" and "reward/true_mean" in the Reward panel: the shared prefix is the
-        # panel's subject, and overlaid runs need the legend's width for their own labels.
-        prefixes = {m.split("/", 1)[0] for m in self.metrics}
-        return metric.split("/", 1)[1] if len(prefixes) == 1 and "/" in metric else metric
 
     def _make_band(self, key: tuple[str, str], color: QColor) -> Band:
         self._bands[key] = band = make_band(self.plot_item, color)
@@ -341,6 +323,7 @@ class MetricPlot(QWidget):
             for line, _, _ in lines:
                 self.plot_item.removeItem(line)
         self._curves.clear()
+        self.legend.set_entries([])
         self._bands.clear()
         self._smooth.clear()
         self._events.clear()
@@ -357,25 +340,20 @@ class MetricPlot(QWidget):
             # A centred paragraph: a bare <br> leaves the short title flush left of the note.
             title = (f"<p align='center' style='margin:0'>{title}<br><span style='font-size:8pt;"
                      f" font-weight:normal; color:{theme.muted.name()}'>{self.subtitle}</span></p>")
-        self.plot_item.setTitle(title, color=theme.text.name(), size="11pt")
-        if self.subtitle:
-            # Qt ignores paragraph alignment until the text has a width of its own.
-            text = self.plot_item.titleLabel.item
-            text.setTextWidth(-1)
-            text.setTextWidth(text.document().idealWidth())
+        self._title.setText(title, color=theme.text.name())
         tick_font = style.scaled_font(self, 0.85)
         for name in ("left", "bottom"):
             axis = self.plot_item.getAxis(name)
             axis.setPen(pg.mkPen(theme.muted))
             axis.setTextPen(pg.mkPen(theme.text))
             axis.setTickFont(tick_font)
-        self.plot_item.setLabel("left", self._y_label, units=self._units or None,
-                                **self._label_style())
-        self.plot_item.setLabel("bottom", *X_LABELS[self._x_axis], **self._label_style())
-        self.legend.setBrush(style.with_alpha(theme.base, 210))
-        self.legend.setPen(pg.mkPen(style.with_alpha(theme.muted, 120)))
-        self.legend.setLabelTextColor(theme.text)
-        self._empty.setColor(theme.muted)
+        self.plot_item.getAxis("left").setLabel(self._y_label, units=self._units or None,
+                                                **self._label_style())
+        self.plot_item.getAxis("bottom").setLabel(*X_LABELS[self._x_axis], **self._label_style())
+        self.legend.set_style(style.scaled_font(self, 0.8), theme.text)
+        # The entries' pens come from the theme too: rebuild them at the next refresh.
+        self._legend_stale, self._last_key = True, None
+        self._empty.item.setColor(theme.muted)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
         if event.type() == QEvent.Type.PaletteChange:
@@ -384,14 +362,14 @@ class MetricPlot(QWidget):
 
     def _update_empty_state(self) -> None:
         empty = not self.has_data()
-        self._empty.setVisible(empty)
+        self.legend.set_wanted(not empty)
+        if self._ref_line is not None and empty:
+            self._ref_line.hide()
+        text = None
         if empty:
-            self._centre_empty_text()
-
-    def _centre_empty_text(self, *_: object) -> None:
-        if self._empty.isVisible():
-            (x0, x1), (y0, y1) = self.plot_item.getViewBox().viewRange()
-            self._empty.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+            stepped = any(runs.n_steps for _, runs, _ in self._runs)
+            text = NOT_REPORTED_TEXT if stepped else EMPTY_TEXT
+        self._empty.show_text(text)
 
     # ----- export --------------------------------------------------------------------------
     def export_png(self, path: str | Path, width: int = 1600) -> Path:
