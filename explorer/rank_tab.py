@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 from core.rankings import RankingStore
 from core.reward_model_store import list_reward_models
 from core.tasks import get_task
-from explorer.feedback_worker import FeedbackWorker
+from explorer.feedback_worker import FeedbackWorker, UseModel
 from explorer.panels.ranking import RankingPanel
 from explorer.panels.rankings_browser import RankingsBrowser
 from explorer.panels.reward_model_box import RewardModelBox
@@ -61,6 +61,8 @@ class RankTab(QWidget):
         self.worker.trainProgress.connect(self.rm_box.show_progress)
         self.worker.trainFinished.connect(self._trained)
         self.rm_box.useRequested.connect(self.useModelRequested)
+        # the chosen model also scores the previews of the groups sampled from now on
+        self.rm_box.useRequested.connect(lambda name: self.worker.submit(UseModel(name)))
         self.panel.saved.connect(lambda _id: self.browser.refresh())
         self.browser.changed.connect(self.panel._show_count)
         self.panel.roundFinished.connect(self.roundDone)
@@ -74,7 +76,10 @@ class RankTab(QWidget):
         self.panel.set_task(task, task_prompts(task))
         self.rm_box.set_task(task)
         self.browser.set_store(self.store, task)
-        self.rm_box.set_models(list_reward_models(self.data_dir, task))
+        models = list_reward_models(self.data_dir, task)
+        self.rm_box.set_models(models)
+        if models:   # previews show the newest model's score until another is trained or chosen
+            self.worker.submit(UseModel(models[0]["name"]))
 
     def set_checkpoints(self, items: list[tuple[str, str]]) -> None:
         self.panel.set_checkpoints(items)

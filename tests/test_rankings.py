@@ -2,6 +2,7 @@
 changes nothing, and export then import gives the same rankings."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,26 @@ def test_cli_refuses_a_bad_file_with_exit_2_and_one_line(tmp_path, capsys):
     assert "is a folder" in capsys.readouterr().err
     assert main(["rankings", "list", "--json", "--data-dir", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_an_acknowledged_ranking_survives_a_kill(tmp_path):
+    """The window says "Saved #N" after add() returns; a process killed right after (SIGKILL: no
+    clean-up, no atexit) loses nothing that was acknowledged."""
+    import subprocess
+    import sys
+
+    child = (
+        "import os, signal, sys\n"
+        "from core.rankings import RankingStore\n"
+        f"store = RankingStore({str(tmp_path)!r})\n"
+        "for i in range(5):\n"
+        "    rid = store.add('sentiment', f'p{i}', ['a', 'b'], [1, 2])\n"
+        "    print('saved', rid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert out.returncode == -9
+    acknowledged = [int(line.split()[1]) for line in out.stdout.splitlines()]
+    with RankingStore(tmp_path) as store:
+        assert [r.id for r in store.list()] == acknowledged == [1, 2, 3, 4, 5]
+        assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
