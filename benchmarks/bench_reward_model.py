@@ -32,11 +32,12 @@ def main() -> None:
     p.add_argument("--rankings", type=int, default=500)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--annotator-temperature", type=float, default=0.1)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--steps", type=int, default=150, help="updates of 16 rankings")
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     task = get_task(args.task)
     base, _ = load_checkpoint(default_checkpoint(args.task))
@@ -50,7 +51,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for kind in ("bradley_terry", "plackett_luce"):
         t0 = time.perf_counter()
-        _, m = train_reward_model(base, rankings, kind, args.epochs, args.lr,
+        _, m = train_reward_model(base, rankings, kind, args.steps, args.lr,
                                   task.max_new_tokens, args.seed)
         print(f"| {kind} | {m['rm/accuracy']:.3f} | {m['rm/true_accuracy']:.3f} | "
               f"{m['rm/loss']:.3f} | {time.perf_counter() - t0:.1f} |", flush=True)

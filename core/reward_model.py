@@ -40,8 +40,16 @@ class Ranking:
 
 
 class RewardModel(nn.Module):
-    def __init__(self, base: GPT):
+    def __init__(self, base: GPT, frozen_blocks: int | None = None):
+        """frozen_blocks: the lower blocks (and the embeddings) training leaves as the base model
+        had them; default half. Measured on sentiment, 150 updates, 2 seeds, agreement with the
+        true reward on 200 fresh groups: all trained 0.65 / 0.73 at 30 / 100 rankings in 22 s;
+        lower 2 of 4 frozen 0.68 / 0.73 in 15 s; 3 frozen 0.66 / 0.71 in 11 s; all 4 frozen (the
+        head alone) 0.55 / 0.59. The lower layers already read the language; the rankings are too
+        few to improve them, and backward through them was a third of the time."""
         super().__init__()
+        n = base.config.n_layer
+        self.frozen_blocks = n // 2 if frozen_blocks is None else min(frozen_blocks, n)
         self.trunk = copy.deepcopy(base)
         for p in self.trunk.parameters():
             p.requires_grad_(True)
@@ -56,6 +64,15 @@ class RewardModel(nn.Module):
         last = L - 1 - torch.argmax(attention_mask.flip(1), dim=1)
         h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         return self.head(h).squeeze(-1)
+
+    def trainable(self) -> list[nn.Parameter]:
+        """What training updates: everything above the frozen blocks (and the embeddings, when
+        any block is frozen)."""
+        if not self.frozen_blocks:
+            return list(self.parameters())
+        frozen = set(map(id, [*self.trunk.wte.parameters(), *self.trunk.wpe.parameters(),
+                              *self.trunk.blocks[:self.frozen_blocks].parameters()]))
+        return [p for p in self.parameters() if id(p) not in frozen]
 
 
 def collect_rankings(policy: GPT, task, annotator, n: int, k: int, max_new_tokens: int,
@@ -226,9 +243,11 @@ def train_reward_model(base: GPT, rankings: list[Ranking], kind: str, steps: int
     train, val = split_by_prompt(rankings, holdout, rng) if len(rankings) > 1 else (
         rankings, rankings)
     model = init if init is not None else RewardModel(base)
-    for p in model.parameters():
+    params = model.trainable()
+    model.requires_grad_(False)
+    for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     per_batch = 16
     order: list[int] = []
     for done in range(1, steps + 1):
@@ -240,7 +259,7 @@ def train_reward_model(base: GPT, rankings: list[Ranking], kind: str, steps: int
         loss = ranking_loss(_scores(model, batch, max_new_tokens), batch, kind)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         stopping = bool(stop and stop())
         if on_step:

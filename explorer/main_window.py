@@ -70,7 +70,8 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
         self.dashboard = Dashboard()
         self.dashboard.setObjectName("dashboard")
         self.dashboard.attach_timer(20)
-        self.rank_tab = RankTab(self.data_dir, self.controller.request_snapshot)
+        self.rank_tab = RankTab(self.data_dir, self.controller.request_snapshot,
+                               lambda: self.controller.busy)
         self.math = MathPanel()
         self.math.setObjectName("mathPanel")
         self.tabs = QTabWidget(objectName="mainTabs", documentMode=True)

@@ -30,12 +30,12 @@ class RankTab(QWidget):
     useModelRequested = Signal(str)      # run on this saved reward model
     roundDone = Signal(object)           # the person's rankings of a round (for the trainer)
 
-    def __init__(self, data_dir, snapshot=None, parent=None):
+    def __init__(self, data_dir, snapshot=None, busy=None, parent=None):
         super().__init__(parent)
         self.setObjectName("rankTab")
         self.data_dir = data_dir
         self.store = RankingStore(data_dir)
-        self.worker = FeedbackWorker(data_dir, snapshot)
+        self.worker = FeedbackWorker(data_dir, snapshot, busy=busy)
         self.panel = RankingPanel()
         self.panel.set_store(self.store)
         self.rm_box = RewardModelBox()

@@ -91,3 +91,16 @@ def test_the_reward_model_never_trains_on_its_held_out_prompts(rankings, monkeyp
     train_reward_model(base, data[:60], "bradley_terry", steps=4, lr=3e-4, max_new_tokens=48,
                        seed=3)
     assert seen_in_training and seen_in_training.isdisjoint({r.prompt for r in val})
+
+
+def test_training_leaves_the_lower_half_of_the_trunk_as_the_base_had_it(rankings):
+    base, data = rankings
+    model, _ = train_reward_model(base, data[:32], "bradley_terry", steps=3, lr=1e-3,
+                                  max_new_tokens=48)
+    low, high = model.trunk.blocks[0], model.trunk.blocks[-1]
+    base_low, base_high = base.blocks[0], base.blocks[-1]
+    assert all(torch.equal(a, b) for a, b in zip(low.parameters(), base_low.parameters(),
+                                                 strict=True))
+    assert torch.equal(model.trunk.wte.weight, base.wte.weight)
+    assert any(not torch.equal(a, b) for a, b in zip(high.parameters(), base_high.parameters(),
+                                                     strict=True))
