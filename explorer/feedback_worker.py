@@ -136,7 +136,6 @@ class FeedbackWorker(QThread):
 
         import torch
 
-        from core.feedback import train_from_store
 
         # A person waits on this: with no run going, use every core (a run's trainer set torch's
         # process-wide thread count to leave one free for the window). 100 rankings: 15 s on 2
