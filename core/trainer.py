@@ -128,7 +128,7 @@ class Trainer:
         future = Future()
         with self._lock:
             self._snapshots.append(future)
-        return future
+        return future  # cancelled if the run ends first
 
     def _serve_snapshots(self) -> None:
         with self._lock:
@@ -182,15 +182,21 @@ class Trainer:
     # --- the loop
     def run(self):
         """Yield StepResults until cfg.steps or a stop; waits while paused."""
-        while self.step_index < self.cfg.steps and not self._stop.is_set():
-            self._serve_snapshots()
-            while not self._running.wait(0.1):
+        try:
+            while self.step_index < self.cfg.steps and not self._stop.is_set():
                 self._serve_snapshots()
-            if self._stop.is_set():
-                break
-            yield self.step()
-            if self._round_due():
-                self._feedback_round()
+                while not self._running.wait(0.1):
+                    self._serve_snapshots()
+                if self._stop.is_set():
+                    break
+                yield self.step()
+                if self._round_due():
+                    self._feedback_round()
+        finally:
+            with self._lock:   # nobody waits forever on a run that has ended
+                waiting, self._snapshots = self._snapshots, []
+            for future in waiting:
+                future.cancel()
 
     def _round_due(self) -> bool:
         if self.reward_source.name != "learned" or self.step_index >= self.cfg.steps \

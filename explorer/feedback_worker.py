@@ -12,6 +12,8 @@ import logging
 import queue
 import threading
 import traceback
+from concurrent.futures import CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
@@ -110,7 +112,11 @@ class FeedbackWorker(QThread):
             future = self.snapshot() if self.snapshot else None
             if future is None:
                 raise ValueError("no run is going; sample from the base model or a checkpoint")
-            model, step = future.result(timeout=60)
+            try:
+                model, step = future.result(timeout=60)
+            except (CancelledError, FutureTimeout) as exc:
+                raise ValueError("the run ended before it could lend its policy; sample from "
+                                 "the base model or its last checkpoint") from exc
             return model, f"running policy at step {step}"
         path = default_checkpoint(job.task) if job.policy == BASE else job.policy
         if path not in self._models:

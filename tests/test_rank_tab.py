@@ -82,3 +82,41 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
     assert {r.policy for r in mine} == {f"run {run.id} step 2"}
     # the round is a marker on the plots
     assert any("feedback" in label for _, _, label in window.live_series.events)
+
+
+def test_sample_from_the_running_policy(window, qtbot):
+    from explorer.feedback_worker import RUNNING
+
+    cfg = RunConfig.for_algo("grpo", prompts_per_step=2, group_size=2, threads=1, steps=500)
+    window.panel.set_config(cfg)
+    with qtbot.waitSignal(window.controller.stepArrived, timeout=60_000):
+        qtbot.mouseClick(window.controls.start_button, Qt.LeftButton)
+    panel = window.rank_tab.panel
+    panel.policy.setCurrentIndex(panel.policy.findData(RUNNING))
+    with qtbot.waitSignal(window.rank_tab.worker.groupsReady, timeout=60_000) as got:
+        panel.sample_now(random=True)
+    (group,) = got.args[0]
+    assert group.policy.startswith("running policy at step ")
+    window.controller.stop()
+    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+
+
+def test_browse_edit_and_delete_stored_rankings(qtbot, tmp_path):
+    from explorer.panels.rankings_browser import RankingsBrowser, parse_ranks
+
+    with RankingStore(tmp_path) as store:
+        store.add("sentiment", "p", ["a", "b", "c"], [1, 2, 3])
+        store.add("sentiment", "q", ["x", "y"], [2, 1])
+        browser = RankingsBrowser()
+        qtbot.addWidget(browser)
+        browser.set_store(store, "sentiment")
+        assert browser.table.rowCount() == 2 and browser.table.item(0, 2).text() == "q"
+        browser.table.selectRow(1)                 # newest first: row 1 is "p"
+        browser.edit_selected(text="3 1 1")
+        assert store.list()[0].ranks == (3, 1, 1)
+        browser.table.selectRow(0)
+        browser.delete_selected()
+        assert [r.prompt for r in store.list()] == ["p"]
+    assert parse_ranks("none", 2) is None
+    with pytest.raises(ValueError, match="give 3 whole numbers"):
+        parse_ranks("1 2", 3)
