@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -52,6 +53,14 @@ def _cuda_available() -> bool:
         return False
 
 
+def _scrolling(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.NoFrame)
+    area.setWidget(widget)
+    return area
+
+
 class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
     def __init__(self, data_dir: str | Path | None = None, restore: bool = True, parent=None):
         super().__init__(parent)
@@ -79,7 +88,10 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
                 (self.dashboard, TABS[0], "Watch a run: reward, KL, β, clip fraction (Ctrl+1)"),
                 (self.rank_tab, TABS[1], "Rank samples and train a reward model (Ctrl+2)"),
                 (self.math, TABS[2], "The lecture's pictures, marking the run (Ctrl+3)")):
-            self.tabs.addTab(widget, name)
+            # A tab's minimum width would be every tab's (a stack is as wide as its widest
+            # page) and push the window past a 1366 px screen: Rank and Math scroll instead.
+            page = widget if widget is self.dashboard else _scrolling(widget)
+            self.tabs.addTab(page, name)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
         self.setCentralWidget(self.tabs)
 

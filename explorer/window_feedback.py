@@ -17,7 +17,7 @@ class WindowFeedback:
     def _round_requested(self, groups) -> None:
         reward = self.live_series.get("reward/mean") if self.live_series else None
         step = len(reward) if reward is not None else 0
-        self.tabs.setCurrentWidget(self.rank_tab)
+        self.show_tab(self.rank_tab)
         self.rank_tab.start_round(groups, step)
         self.status_text.setText(f"Feedback round: rank {len(groups)} groups in the Rank tab; "
                                  "the run waits for you.")
@@ -26,7 +26,7 @@ class WindowFeedback:
         self.controller.submit_round(rankings)
         self.status_text.setText(f"Round ranked ({len(rankings)} rankings); updating the reward "
                                  "model, then the run goes on.")
-        self.tabs.setCurrentWidget(self.dashboard)
+        self.show_tab(self.dashboard)
 
     def request_round(self) -> None:
         if not self.controller.request_round():
@@ -41,6 +41,17 @@ class WindowFeedback:
             return
         self.panel.set_config(cfg.with_changes(reward_source="learned", reward_model=name))
         self.status_text.setText(f"The next run's reward is the reward model “{name}”.")
+
+    def show_tab(self, widget) -> None:
+        """Bring the tab holding `widget` (the dashboard, the Rank tab, the Math panel) forward."""
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            if page is widget or getattr(page, "widget", lambda: None)() is widget:
+                self.tabs.setCurrentIndex(i)
+
+    def current_tab(self):
+        page = self.tabs.currentWidget()
+        return page if page is self.dashboard else page.widget()
 
     def _tab_changed(self, index: int) -> None:
         # The samples belong to watching; ranking and the math need the width.

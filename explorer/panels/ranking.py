@@ -98,7 +98,8 @@ class RankingPanel(QWidget):
         self.list.setWordWrap(True)
         self.list.setSpacing(3)
         self.list.setAlternatingRowColors(True)
-        self.list.setFont(QFont(self.list.font().family(), int(self.list.font().pointSize() * 1.1)))
+        size = self.list.font().pointSize()
+        self.list.setFont(QFont(self.list.font().family(), round(size * 1.2)))
         self.list.installEventFilter(self)
         self.list.model().rowsMoved.connect(self._dragged)
 
@@ -120,6 +121,10 @@ class RankingPanel(QWidget):
         self.status = QLabel(objectName="rankStatus", wordWrap=True)
         self.count = QLabel(objectName="rankCount")
 
+        for combo, chars in ((self.prompt, 14), (self.policy, 12)):
+            # sized to a few characters, not to the longest item (a checkpoint's label)
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(chars)
         top = QHBoxLayout()
         top.addWidget(self.prompt, 1)
         for w in (self.random_prompt, self.k, self.policy, self.sample_button):
@@ -130,12 +135,12 @@ class RankingPanel(QWidget):
         knobs.addWidget(QLabel("λ"))
         knobs.addWidget(self.lam, 1)
         knobs.addWidget(self.lam_label)
-        knobs.addWidget(self.show_true)
         buttons = QHBoxLayout()
         for w in (self.submit_button, self.skip_button, self.unrankable_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
-        buttons.addWidget(self.count)
+        buttons.addWidget(self.show_true)
+        self.count.setWordWrap(True)
         help_line = QLabel("Keys: 1–K rank the focused response (equal numbers tie) · ↑↓ / Tab "
                            "move · Enter submit · Backspace skip · N not rankable · or drag ⠿")
         help_line.setObjectName("rankHelp")
@@ -149,7 +154,10 @@ class RankingPanel(QWidget):
         layout.addWidget(help_line)
         layout.addLayout(knobs)
         layout.addLayout(buttons)
-        layout.addWidget(self.status)
+        status = QHBoxLayout()
+        status.addWidget(self.status, 1)
+        status.addWidget(self.count)
+        layout.addLayout(status)
 
         self.sample_button.clicked.connect(self.sample_now)
         self.random_prompt.clicked.connect(lambda: self.sample_now(random=True))
@@ -371,8 +379,8 @@ class RankingPanel(QWidget):
         counts = self.store.counts(self.task)
         total = sum(v for k, v in counts.items() if k != "not_rankable")
         parts = [f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items())]
-        self.count.setText(f"{total} rankings for {self.task}" +
-                           (f"  ({', '.join(parts)})" if parts else ""))
+        self.count.setText(f"{total} rankings of {self.task}")
+        self.count.setToolTip(", ".join(parts))
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
         if obj is self.list and event.type() == QEvent.KeyPress:

@@ -51,6 +51,8 @@ class RewardModelBox(QGroupBox):
         self.progress = QProgressBar(objectName="rmProgress", textVisible=True)
         self.result = QLabel(objectName="rmResult", wordWrap=True)
         self.models = QComboBox(objectName="rmModels")
+        self.models.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.models.setMinimumContentsLength(16)
         self.use_button = QPushButton("Use for next run", objectName="rmUse")
         self.use_button.setToolTip("Sets the reward source to this learned model")
 
@@ -59,8 +61,14 @@ class RewardModelBox(QGroupBox):
         self.plot.setLabel("bottom", "update")
         self.plot.setYRange(0, 1)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.addLegend(offset=(5, 5))
+        self.plot.setMouseEnabled(x=False, y=False)
         colors = style.RUN_PALETTE
+        # The key is a line of text under the plot: inside it, some curve is always under it.
+        self.key = QLabel(objectName="rmPlotKey", wordWrap=True)
+        self.key.setText("  ".join(
+            f"<span style='color:{c}'>{mark}</span> {label}" for c, mark, label in (
+                (colors[0], "━━", "training loss"), (colors[1], "━●━", "held-out accuracy"),
+                (colors[2], "╍╍", "agreement with the true reward"))))
         self.loss_curve = self.plot.plot([], [], pen=pg.mkPen(colors[0], width=1.5),
                                          name="train loss")
         self.acc_curve = self.plot.plot([], [], pen=pg.mkPen(colors[1], width=2), symbol="o",
@@ -88,6 +96,7 @@ class RewardModelBox(QGroupBox):
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.key)
         layout.addWidget(self.result)
         layout.addLayout(use)
         self.train_button.clicked.connect(self.request_training)
@@ -95,6 +104,22 @@ class RewardModelBox(QGroupBox):
         self.use_button.clicked.connect(
             lambda: self.models.currentData() and self.useRequested.emit(self.models.currentData()))
         self._reset_curves()
+        self._apply_theme()
+
+    def _apply_theme(self) -> None:
+        theme = style.theme_of(self)   # the dashboard's look, light or dark
+        self.plot.setBackground(theme.base)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pg.mkPen(theme.muted))
+            axis.setTextPen(pg.mkPen(theme.text))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        from PySide6.QtCore import QEvent
+
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_theme()
+        super().changeEvent(event)
 
     def _reset_curves(self) -> None:
         self._loss, self._acc, self._true = ([], []), ([], []), ([], [])
