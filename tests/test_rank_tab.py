@@ -28,7 +28,7 @@ def window(qtbot, tmp_path):
 
 def test_sample_rank_train_and_use(window, qtbot, tmp_path):
     tab = window.rank_tab
-    window.tabs.setCurrentWidget(tab)
+    window.show_tab(tab)
     assert not window.docks["samplesDock"].isVisible()   # ranking gets the width
     panel = tab.panel
     panel.k.setValue(3)
@@ -65,7 +65,7 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.controller.roundRequested, timeout=60_000):
         qtbot.mouseClick(window.controls.start_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.rank_tab.panel._group is not None)
-    assert window.tabs.currentWidget() is window.rank_tab
+    assert window.current_tab() is window.rank_tab
     panel = window.rank_tab.panel
     assert "step 2" in panel.banner.text()
     for key in (Qt.Key_2, Qt.Key_1, Qt.Key_Return, Qt.Key_1, Qt.Key_2, Qt.Key_Return):
