@@ -103,3 +103,11 @@ def test_a_round_reports_its_rankings(qtbot, panel):
     (ranking,) = blocker.args[0]
     assert ranking.prompt == "prompt 0" and ranking.ranks == (2, 1)
     assert not panel.banner.isVisible() and panel._group.prompt == "prompt 9"
+
+
+def test_sampling_status_clears_when_groups_arrive(qtbot, panel):
+    panel.sample_now(random=True)
+    assert panel.status.text() == "Sampling…"
+    panel.add_groups([group(0)])
+    panel.add_groups([group(1)])   # a prefetch arriving while a group is on screen
+    assert panel.status.text() == ""

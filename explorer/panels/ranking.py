@@ -227,9 +227,10 @@ class RankingPanel(QWidget):
             self._queue.extend(groups)
             return
         self._queue.extend(g for g in groups if g.task == self.task)
+        if self.status.text() == "Sampling…":
+            self.status.setText("")
         if self._group is None:
             self._next()
-        self.status.setText(self.status.text() if self._group else "")
 
     def start_round(self, groups, step: int) -> None:
         """Iterated RLHF: rank these groups from the current policy; `roundFinished` when done."""
