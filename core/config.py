@@ -299,6 +299,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], algo_defaults: bool = True) -> RunConfig:
+        # Settings that no longer exist: runs and config files saved before still open.
+        data = {k: v for k, v in data.items() if k not in REMOVED}
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}; "
@@ -335,6 +337,7 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in fields(RunConfig)}
+REMOVED = frozenset({"rm_epochs"})   # replaced by rm_steps (updates, not epochs)
 
 
 def field_info(name: str) -> dict:

@@ -97,8 +97,18 @@ def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, fl
                            f"{trainer.run_label} step {trainer.step_index}", source.model)
     new = list(feedback.rank(groups) or [])
     metrics: dict[str, float] = {}
+
+    def report(*args) -> None:
+        # A set-up progress callback may raise to cancel a run (core.session.RunCancelled); in a
+        # round the `stop` below ends training instead, and the run saves its last checkpoint.
+        if progress and not trainer.stop_requested:
+            try:
+                progress(*args)
+            except Exception:  # noqa: BLE001 (see above)
+                pass
+
     if new and not trainer.stop_requested:
-        metrics = source.update(new, cfg, trainer.max_new_tokens, progress,
+        metrics = source.update(new, cfg, trainer.max_new_tokens, report,
                                 stop=lambda: trainer.stop_requested)
     event = {"kind": "feedback_round", "step": trainer.step_index, "new_rankings": len(new),
              "rankings": len(source.rankings), **metrics}

@@ -104,7 +104,10 @@ class RankingStore:
         self.data_dir = Path(data_dir).expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / DB_NAME
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise ValueError(f"cannot open the rankings store {self.path}: {exc}") from exc
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")

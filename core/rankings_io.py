@@ -29,6 +29,25 @@ def _text(value, key: str) -> str:
     return value
 
 
+def _readable(prompt: str, responses) -> None:
+    """Refuse text the tiny GPT cannot read (its tokenizer has lower-case letters, digits and
+    some punctuation), so one bad line cannot make every later reward-model training fail."""
+    from core.model import GPTConfig
+    from core.tokenizer import TOKENIZER
+
+    limit = GPTConfig.__dataclass_fields__["block_size"].default
+    for key, text in (("prompt", prompt), *(("response", r) for r in responses)):
+        try:
+            TOKENIZER.encode(text)
+        except ValueError as exc:
+            bad = sorted({c for c in text if c not in TOKENIZER.chars})
+            raise ValueError(f"{key} {text[:40]!r} has characters the model cannot read: "
+                             f"{', '.join(map(repr, bad))} (lower-case it?)") from exc
+        if len(prompt) + (len(text) if key == "response" else 0) + 2 > limit:
+            raise ValueError(f"{key} {text[:40]!r}… is too long: prompt and response must fit "
+                             f"{limit} characters")
+
+
 def parse_line(obj) -> dict:
     """One decoded JSON line -> add()'s arguments (prompt, responses, ranks, margin)."""
     if not isinstance(obj, dict):
@@ -50,12 +69,16 @@ def parse_line(obj) -> dict:
         if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
                                    or not math.isfinite(margin)):
             raise ValueError(f'"margin" must be a finite number, got {margin!r}')
+        _readable(prompt, responses)
         return {"prompt": prompt, "responses": responses, "ranks": [1, 2], "margin": margin}
     if listwise:
         for key in ("responses", "ranks"):
             if key not in obj:
                 raise ValueError(f'listwise line without "{key}"')
+        if obj["ranks"] is None:
+            raise ValueError('"ranks" is null; give one rank per response, 1 = best')
         responses, ranks = check_ranking(obj["responses"], obj["ranks"])
+        _readable(prompt, responses)
         return {"prompt": prompt, "responses": list(responses), "ranks": list(ranks)}
     raise ValueError('neither pairwise ("chosen", "rejected") nor listwise ("responses", "ranks")')
 

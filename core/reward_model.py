@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,25 +194,26 @@ def with_true_rewards(rankings: list[Ranking], task) -> list[Ranking]:
     return out
 
 
+def _hash_share(prompt: str) -> float:
+    return zlib.crc32(prompt.encode()) / 2**32
+
+
 def split_by_prompt(rankings: list[Ranking], holdout: float,
                     rng: np.random.Generator) -> tuple[list[Ranking], list[Ranking]]:
     """(train, held out): whole prompts go to one side, so held-out accuracy measures how the
     model does on prompts it never saw. (Split by ranking, 86% of held-out sentiment prompts also
-    appeared in training, and the accuracy flattered the model.) About `holdout` of the rankings
-    are held out, and at least one prompt when there are two or more."""
-    prompts = sorted({r.prompt for r in rankings})
-    order = rng.permutation(len(prompts))
-    target = max(1, int(len(rankings) * holdout))
-    counts: dict[str, int] = {}
-    for r in rankings:
-        counts[r.prompt] = counts.get(r.prompt, 0) + 1
-    held: set[str] = set()
-    n_held = 0
-    for i in order:
-        if n_held >= target or len(held) == len(prompts) - 1:
-            break
-        held.add(prompts[i])
-        n_held += counts[prompts[i]]
+    appeared in training, and the accuracy flattered the model.)
+
+    A prompt is held out when a hash of its text falls below `holdout`, the same prompt on the
+    same side every time: an iterated round trains the same model again on more rankings, and a
+    prompt it trained on must never move to the held-out side (a reseeded shuffle put 4 of 5
+    there). With two or more prompts at least one is held out and one trained on."""
+    prompts = sorted({r.prompt for r in rankings}, key=lambda p: (_hash_share(p), p))
+    held = {p for p in prompts if _hash_share(p) < holdout}
+    if len(prompts) >= 2 and not held:
+        held = {prompts[0]}
+    if len(prompts) >= 2 and len(held) == len(prompts):
+        held.discard(prompts[-1])
     train = [r for r in rankings if r.prompt not in held]
     val = [r for r in rankings if r.prompt in held]
     if not val:  # a single prompt: nothing can be held out by prompt; hold out by ranking

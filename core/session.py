@@ -70,9 +70,11 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
 
 
 def _stored_feedback(cfg: RunConfig, store: RunStore):
-    if not cfg.feedback_every:
+    if cfg.reward_source != "learned":
         return None
     if cfg.feedback_by == "person":
+        if not cfg.feedback_every:
+            return None   # no schedule: nothing to rank headless
         raise ValueError("feedback_by=person needs a person: run it in the window, or use "
                          "feedback_by=simulated headless")
     import numpy as np

@@ -58,6 +58,7 @@ class Trainer:
         self._round_asked = threading.Event()
         self._round_out: tuple[list[dict], dict] = ([], {})
         self._snapshots: list = []      # Futures waiting for a copy of the policy
+        self._ended = False
         self.step_index = 0
         self._lock = threading.Lock()
         self._pending: dict = {}
@@ -127,8 +128,16 @@ class Trainer:
 
         future = Future()
         with self._lock:
-            self._snapshots.append(future)
+            if self._ended:
+                future.cancel()
+            else:
+                self._snapshots.append(future)
         return future  # cancelled if the run ends first
+
+    def serve_snapshots(self) -> None:
+        """Hand out the copies asked for. Only the training thread may call it (it reads the
+        policy); a Feedback waiting for a person calls it so that sampling goes on meanwhile."""
+        self._serve_snapshots()
 
     def _serve_snapshots(self) -> None:
         with self._lock:
@@ -194,7 +203,7 @@ class Trainer:
                     self._feedback_round()
         finally:
             with self._lock:   # nobody waits forever on a run that has ended
-                waiting, self._snapshots = self._snapshots, []
+                waiting, self._snapshots, self._ended = self._snapshots, [], True
             for future in waiting:
                 future.cancel()
 

@@ -164,7 +164,9 @@ def cmd_rm_list(args) -> int:
 
     models = list_reward_models(_data_dir(args))
     if args.json:
-        print(json.dumps(models, indent=2))
+        clean = [{**m, "metrics": {k: _num(v) for k, v in m.get("metrics", {}).items()}}
+                 for m in models]
+        print(json.dumps(clean, indent=2))
         return 0
     if not models:
         print("no reward models yet; `rlhf-explorer rm train --task TASK --name NAME`")

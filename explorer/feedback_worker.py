@@ -63,13 +63,13 @@ class FeedbackWorker(QThread):
         self.snapshot_busy = busy or (lambda: False)
         self._jobs: queue.Queue = queue.Queue()
         self._cancel = threading.Event()
+        self._closing = threading.Event()
         self._models: dict = {}
         self._rm = None
         self._rm_task: str | None = None
 
     # --- GUI thread
     def submit(self, job) -> None:
-        self._cancel.clear()
         self._jobs.put(job)
         if not self.isRunning():
             self.start()
@@ -79,6 +79,7 @@ class FeedbackWorker(QThread):
 
     def shutdown(self) -> None:
         self._cancel.set()
+        self._closing.set()
         self._jobs.put(None)
         self.wait(30_000)
 
@@ -100,6 +101,8 @@ class FeedbackWorker(QThread):
         if isinstance(job, SampleRequest):
             self.groupsReady.emit(tuple(self._sample(job)))
         elif isinstance(job, TrainRequest):
+            # Stop applies to the training it was pressed for, whatever was queued after it.
+            self._cancel.clear()
             self._train(job)
         elif isinstance(job, UseModel):
             self._use(job.name)
@@ -113,7 +116,7 @@ class FeedbackWorker(QThread):
             if future is None:
                 raise ValueError("no run is going; sample from the base model or a checkpoint")
             try:
-                model, step = future.result(timeout=60)
+                model, step = self._wait_for(future)
             except (CancelledError, FutureTimeout) as exc:
                 raise ValueError("the run ended before it could lend its policy; sample from "
                                  "the base model or its last checkpoint") from exc
@@ -123,6 +126,17 @@ class FeedbackWorker(QThread):
             model, _ = load_checkpoint(path)
             self._models[path] = model.eval().requires_grad_(False)
         return self._models[path], "base" if job.policy == BASE else str(path)
+
+    def _wait_for(self, future, seconds: float = 60.0):
+        """The future's result, giving up early when the worker is shut down."""
+        for _ in range(int(seconds / 0.2)):
+            if self._closing.is_set():
+                future.cancel()
+            try:
+                return future.result(timeout=0.2)
+            except FutureTimeout:
+                continue
+        raise FutureTimeout()
 
     def _sample(self, job: SampleRequest):
         import torch

@@ -34,10 +34,17 @@ class RankTab(QWidget):
         super().__init__(parent)
         self.setObjectName("rankTab")
         self.data_dir = data_dir
-        self.store = RankingStore(data_dir)
+        try:
+            self.store = RankingStore(data_dir)
+            problem = None
+        except ValueError as exc:   # a damaged rankings.db must not keep the window shut
+            self.store, problem = None, str(exc)
         self.worker = FeedbackWorker(data_dir, snapshot, busy=busy)
         self.panel = RankingPanel()
         self.panel.set_store(self.store)
+        if problem:
+            self.panel.status.setText(f"Rankings cannot be stored: {problem}")
+            self.panel.setEnabled(False)
         self.rm_box = RewardModelBox()
         self.browser = RankingsBrowser()
         side = QTabWidget(objectName="rankSideTabs")
@@ -102,4 +109,5 @@ class RankTab(QWidget):
     def shutdown(self) -> None:
         self.panel.cancel_round()
         self.worker.shutdown()
-        self.store.close()
+        if self.store is not None:
+            self.store.close()

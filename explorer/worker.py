@@ -92,7 +92,7 @@ class TrainingThread(QThread):
     def request_round(self) -> bool:
         """Ask for a round at the next step boundary; False before the trainer exists."""
         with self._lock:
-            if self._trainer is None:
+            if self._trainer is None or self.cfg.reward_source != "learned":
                 return False
             self._trainer.request_round()
             return True
@@ -157,6 +157,10 @@ class TrainingThread(QThread):
             self._answers.get_nowait()
         self.roundRequested.emit(tuple(groups))
         while not self._stop.is_set():
+            with self._lock:
+                trainer = self._trainer
+            if trainer is not None:   # this is the training thread: it may copy the policy
+                trainer.serve_snapshots()
             try:
                 return list(self._answers.get(timeout=0.1))
             except queue.Empty:

@@ -100,3 +100,10 @@ def test_a_tasks_defaults_win_over_an_objectives():
     assert RunConfig.for_algo("ppo", task="arithmetic").lr == 2e-4
     assert RunConfig.for_algo("grpo", task="sentiment").prompts_per_step == 8
     assert RunConfig.for_algo("grpo", task="arithmetic", prompts_per_step=3).prompts_per_step == 3
+
+
+def test_a_config_saved_before_rm_steps_still_loads():
+    """Runs stored before rm_epochs became rm_steps must still open in the window."""
+    old = {**RunConfig().to_dict(), "rm_epochs": 4}
+    old.pop("rm_steps")
+    assert RunConfig.from_dict(old).rm_steps == RunConfig().rm_steps

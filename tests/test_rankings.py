@@ -74,7 +74,10 @@ def test_import_detects_the_format_line_by_line(tmp_path):
     ('{"prompt": "p", "text": "a"}', "neither pairwise"),
     ('[1, 2]', "JSON object"),
     ('{"prompt": "p", "chosen": "a", "rejected": "b", "margin": "big"}', "margin"),
-    ('{"prompt": "p", "chosen": "a", "rejected": "b"', "not valid JSON")])
+    ('{"prompt": "p", "chosen": "a", "rejected": "b"', "not valid JSON"),
+    ('{"prompt": "p", "responses": ["a", "b"], "ranks": null}', '"ranks" is null'),
+    ('{"prompt": "The film", "chosen": "a", "rejected": "b"}', "cannot read: 'T'"),
+    ('{"prompt": "p", "chosen": "' + "a" * 200 + '", "rejected": "b"}', "too long")])
 def test_a_bad_file_is_refused_whole_naming_the_line(tmp_path, line, problem):
     with RankingStore(tmp_path) as store:
         store.add("sentiment", "kept", ["a", "b"], [1, 2])
@@ -145,3 +148,13 @@ def test_an_acknowledged_ranking_survives_a_kill(tmp_path):
     with RankingStore(tmp_path) as store:
         assert [r.id for r in store.list()] == acknowledged == [1, 2, 3, 4, 5]
         assert store._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_damaged_store_is_one_line_and_exit_2(tmp_path, capsys):
+    (tmp_path / "rankings.db").write_bytes(b"this is not sqlite" * 100)
+    assert main(["rankings", "list", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rankings.db" in err[0]
+    (tmp_path / "rankings.db").unlink()
+    (tmp_path / "rankings.db").mkdir()
+    assert main(["rankings", "list", "--data-dir", str(tmp_path)]) == 2

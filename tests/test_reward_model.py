@@ -104,3 +104,15 @@ def test_training_leaves_the_lower_half_of_the_trunk_as_the_base_had_it(rankings
     assert torch.equal(model.trunk.wte.weight, base.wte.weight)
     assert any(not torch.equal(a, b) for a, b in zip(high.parameters(), base_high.parameters(),
                                                      strict=True))
+
+
+def test_a_prompt_stays_on_its_side_as_rankings_grow():
+    """Iterated rounds train the same model on more rankings: a prompt trained on must never
+    become held out (its accuracy would flatter the model)."""
+    from core.reward_model import split_by_prompt
+
+    data = [Ranking(f"prompt {i}", ("a", "b"), (1, 2)) for i in range(200)]
+    before, _ = split_by_prompt(data[:60], 0.2, np.random.default_rng(0))
+    _, held_after = split_by_prompt(data, 0.2, np.random.default_rng(99))
+    assert {r.prompt for r in before}.isdisjoint({r.prompt for r in held_after})
+    assert 20 < len(held_after) < 60

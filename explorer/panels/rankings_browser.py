@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
+    QMessageBox,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -101,7 +102,11 @@ class RankingsBrowser(QWidget):
                 text=" ".join(map(str, r.ranks)) if r.ranks else "none")
             if not ok:
                 return
-        self.store.update_ranks(r.id, parse_ranks(text, len(r.responses)))
+        try:
+            self.store.update_ranks(r.id, parse_ranks(text, len(r.responses)))
+        except ValueError as exc:
+            QMessageBox.warning(self, "Ranks not changed", str(exc))
+            return
         self.refresh()
         self.changed.emit()
 
