@@ -202,6 +202,12 @@ class KnobEditor(QObject):
             editor = QLineEdit()
             editor.textEdited.connect(lambda: self.changed.emit(self.name, False))
             editor.editingFinished.connect(self._finished)
+            if kind is str and self.name != "checkpoint":
+                # a name (a saved reward model): typed, or set by the Rank tab's "Use for next run"
+                editor.setPlaceholderText("none")
+                editor.setClearButtonEnabled(True)
+                line.addWidget(editor, 1)
+                return editor
             if kind is str:
                 editor.setPlaceholderText("task default")
                 editor.setClearButtonEnabled(True)
