@@ -86,7 +86,7 @@ def run(args) -> None:
           "mean (at step) | steps 130–149 | learned reward 0–9 → 130–149 | KL at the end | "
           "rankings at the end |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for label, overrides in VARIANTS:
             with tempfile.TemporaryDirectory() as d:
                 train = simulated(d, task, base, 30, seed)
@@ -118,6 +118,7 @@ def main() -> None:
     p.add_argument("--task", default="sentiment")
     p.add_argument("--counts", type=int, nargs="+", default=[10, 30, 100, 300])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--threads", type=int, default=1, help="torch threads (the app's default: 1)")
     args = p.parse_args()
