@@ -231,12 +231,16 @@ def cmd_runs(args) -> int:
     if not rows:
         print("no runs yet; start one with `rlhf-explorer train --task sentiment --algo grpo`")
         return 0
-    cols = ["id", "task", "algo", "reward_source", "steps", "status"]
+    print_table(rows, ["id", "task", "algo", "reward_source", "steps", "status"])
+    return 0
+
+
+def print_table(rows: list[dict], cols: list[str]) -> None:
+    """Left-aligned columns, a header line first (`runs`, `rankings list`)."""
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-    return 0
 
 
 @guarded

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from explorer.cli import ProgressLine, UsageError, guarded
+from explorer.cli import ProgressLine, UsageError, guarded, print_table
 
 LOSSES = ("bradley_terry", "plackett_luce")
 SOURCES = ("person", "simulated", "imported")
@@ -110,11 +110,7 @@ def cmd_rankings_list(args) -> int:
         print("no rankings yet; rank in the window's Rank tab, or `rlhf-explorer rankings "
               "import FILE --task TASK`")
         return 0
-    cols = ["task", "source", "rankings", "not_rankable", "last"]
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    print_table(rows, ["task", "source", "rankings", "not_rankable", "last"])
     return 0
 
 
