@@ -32,6 +32,10 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
     """Run `cfg` to the end (or a stop) and return (run_id, status). `feedback` ranks iterated
     rounds (the window passes the person); by default the simulated annotator does, and its
     rankings are stored like a person's."""
+    if cfg.reward_model:   # a missing or misnamed model is refused before a run exists
+        from core.reward_model_store import reward_model_info
+
+        reward_model_info(store.data_dir, cfg.reward_model)
     feedback = feedback or _stored_feedback(cfg, store)  # refused input leaves no run behind
     run_id = run_id or store.create_run(cfg.to_dict(), cfg.task, cfg.algo, cfg.reward_source)
     trainer = None

@@ -113,3 +113,10 @@ def test_a_person_round_cannot_run_headless_and_leaves_no_run(tmp_path, capsys):
                "feedback_every=1", "--set", "feedback_by=person", "--data-dir", str(tmp_path)])
     assert rc == 2 and "feedback_by=person needs a person" in capsys.readouterr().err
     assert RunStore(tmp_path).list_runs() == []
+
+
+def test_a_missing_named_model_is_refused_before_a_run_exists(tmp_path, capsys):
+    rc = main(["train", "--steps", "1", "--quiet", "--set", "reward_source=learned", "--set",
+               "reward_model=nope", "--data-dir", str(tmp_path)])
+    assert rc == 2 and "no reward model 'nope'" in capsys.readouterr().err
+    assert RunStore(tmp_path).list_runs() == []
