@@ -16,6 +16,7 @@ from typing import Any
 
 ALGOS = ("reinforce", "kl_penalty", "ppo", "grpo")
 REWARD_SOURCES = ("true", "ranked", "learned")
+CONFIG_FORMATS = {".toml": "toml", ".json": "json"}
 ALL = ALGOS
 
 
@@ -301,34 +302,56 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any], algo_defaults: bool = True) -> RunConfig:
         # Settings that no longer exist: runs and config files saved before still open.
         data = {k: v for k, v in data.items() if k not in REMOVED}
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        unknown = sorted(set(data) - {f.name for f in fields(cls)}, key=str)
         if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(f.name for f in fields(cls))}")
+            raise ValueError(unknown_message(unknown[0]))
         data = {k: coerce(k, v) for k, v in data.items()}
         if algo_defaults:
             return cls.for_algo(data.pop("algo", cls.algo), **data)
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
+        """Write TOML (.toml) or JSON (anything else), all at once."""
+        from core.storage import atomic_write_text
+
         path = Path(path)
-        if path.suffix == ".toml":
+        if path.suffix.lower() == ".toml":
             import tomli_w
 
-            path.write_text(tomli_w.dumps(self.to_dict()))
+            atomic_write_text(path, tomli_w.dumps(self.to_dict()))
         else:
-            path.write_text(json.dumps(self.to_dict(), indent=2))
+            atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
+        """A config file: TOML (.toml) or JSON (.json), by extension in any case. ValueError
+        names the file and what is wrong with it."""
         path = Path(path)
-        if not path.exists():
-            raise ValueError(f"config file {path} does not exist")
+        kind = CONFIG_FORMATS.get(path.suffix.lower())
+        if kind is None:
+            raise ValueError(f"config file {path}: unknown format {path.suffix or '(none)'!r}; "
+                             "use a .toml or .json file")
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a folder; give a .toml or .json file")
         try:
-            data = (tomllib.loads(path.read_text()) if path.suffix == ".toml"
-                    else json.loads(path.read_text()))
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValueError(f"config file {path} does not exist") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"config file {path} is not UTF-8 text: {exc.reason}") from None
+        except OSError as exc:
+            from core.storage import describe
+
+            raise ValueError(f"cannot read config file {path}: {describe(exc)}") from None
+        try:
+            data = tomllib.loads(text) if kind == "toml" else json.loads(text)
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"config file {path} is not valid {path.suffix[1:]}: {exc}") from exc
+            raise ValueError(f"config file {path} is not valid {kind.upper()}: {exc}") from None
+        except RecursionError:
+            raise ValueError(f"config file {path} is nested too deeply") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"config file {path} must hold settings by name ({{\"lr\": 1e-4}} "
+                             f"or lr = 1e-4), not a {type(data).__name__}")
         return cls.from_dict(data)
 
     def with_changes(self, **changes) -> RunConfig:
@@ -368,10 +391,20 @@ def applies(name: str, algo: str, source: str) -> bool:
     return algo in meta["algos"] and (meta["sources"] is None or source in meta["sources"])
 
 
+def unknown_message(name) -> str:
+    """'unknown setting ...' with the closest known names, for --set, config files and edits."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(FIELDS), n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return (f"unknown setting {str(name)[:60]!r}; {hint}"
+            "every setting: `rlhf-explorer train --list-settings`")
+
+
 def coerce(name: str, value):
     """Turn text (from --set or a line edit) into the field's type; other types pass through."""
     if name not in FIELDS:
-        raise ValueError(f"unknown setting {name!r}; known: {', '.join(FIELDS)}")
+        raise ValueError(unknown_message(name))
     kind = type(FIELDS[name].default)
     if not isinstance(value, str) or kind is str:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):

@@ -101,15 +101,15 @@ def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, fl
     def report(*args) -> None:
         # A set-up progress callback may raise to cancel a run (core.session.RunCancelled); in a
         # round the `stop` below ends training instead, and the run saves its last checkpoint.
-        if progress and not trainer.stop_requested:
+        if progress and not trainer.control.stop_requested:
             try:
                 progress(*args)
             except Exception:  # noqa: BLE001 (see above)
                 pass
 
-    if new and not trainer.stop_requested:
+    if new and not trainer.control.stop_requested:
         metrics = source.update(new, cfg, trainer.max_new_tokens, report,
-                                stop=lambda: trainer.stop_requested)
+                                stop=lambda: trainer.control.stop_requested)
     event = {"kind": "feedback_round", "step": trainer.step_index, "new_rankings": len(new),
              "rankings": len(source.rankings), **metrics}
     log.info("feedback round at step %d: %d new rankings, %s", trainer.step_index, len(new),

@@ -85,7 +85,7 @@ def pretrain(cfg: PretrainConfig, device="cpu", progress=None) -> tuple[GPT, dic
         out.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        loss = float(out)
+        loss = out.item()   # float(out) warns: out still requires grad
         if progress:
             progress(step + 1, cfg.steps, loss)
     model.eval()

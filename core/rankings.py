@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -100,33 +99,45 @@ class RankingStore:
     """`rankings.db` in `data_dir`. One instance per thread (sqlite3 connections are not shared
     between threads); several may be open on the same folder."""
 
-    def __init__(self, data_dir):
-        self.data_dir = Path(data_dir).expanduser()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, data_dir, read_only: bool = False):
+        from core.storage import check_folder, connect, database_error
+
+        self.data_dir = check_folder(data_dir, create=not read_only)
         self.path = self.data_dir / DB_NAME
+        self.read_only = read_only
+        if read_only and not self.path.exists():   # nothing ranked yet: an empty store
+            self._conn = sqlite3.connect(":memory:", isolation_level=None)
+            self._create_schema()
+            return
+        self._conn = connect(self.path, read_only, "rankings store")
         try:
-            self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            version = self._version()
+            if version > SCHEMA_VERSION:
+                raise ValueError(f"{self.path} has schema version {version}, newer than this "
+                                 f"rlhf-explorer understands ({SCHEMA_VERSION}); upgrade it")
+            if not read_only and not version:
+                self._create_schema()
         except sqlite3.Error as exc:
-            raise ValueError(f"cannot open the rankings store {self.path}: {exc}") from exc
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            with self._tx() as conn:
-                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-                row = conn.execute("SELECT version FROM schema_version").fetchone()
-                if row and row[0] > SCHEMA_VERSION:
-                    raise ValueError(f"{self.path} has schema version {row[0]}, newer than this "
-                                     f"rlhf-explorer understands ({SCHEMA_VERSION}); upgrade it")
-                if not row:
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise ValueError(f"{self.path} is not a readable rankings store: {exc}") from exc
+            raise database_error(self.path, exc, "rankings store") from exc
         except BaseException:
             self._conn.close()
             raise
+
+    def _version(self) -> int:
+        if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'"
+                                  ).fetchone():
+            return 0
+        row = self._conn.execute("SELECT version FROM schema_version").fetchone()
+        return row[0] if row else 0
+
+    def _create_schema(self) -> None:
+        with self._tx() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+            if conn.execute("SELECT version FROM schema_version").fetchone() is None:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         self._conn.close()

@@ -82,15 +82,19 @@ class LearnedReward:
 
 
 def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, progress=None,
-                       data_dir=None):
+                       data_dir=None, restored=None):
     """The source the config names. A learned reward loads the saved model `cfg.reward_model`
     from `data_dir` (with the stored rankings it was trained on, for later rounds), or trains
-    one here (it reports progress) on simulated rankings of the base model's completions."""
+    one here (it reports progress) on simulated rankings of the base model's completions.
+    restored: (model, rankings, metrics) from a resumed run's state, used as they are."""
     annotator = SimulatedAnnotator(cfg.annotator_temperature, rng)
     if cfg.reward_source == "true":
         return TrueReward(task)
     if cfg.reward_source == "ranked":
         return RankedReward(task, annotator, cfg.rank_scheme, cfg.rank_lam)
+    if restored is not None:
+        model, rankings, metrics = restored
+        return LearnedReward(task, model, metrics, rankings, base_model)
     from core.reward_model import collect_rankings, train_reward_model, with_true_rewards
 
     if cfg.reward_model:

@@ -2,8 +2,15 @@
 
 The CLI and the GUI worker both call `train_and_record`, so a run saved from either looks the same:
 config first, then one transaction per step (metrics, samples, the edits applied at that step),
-a checkpoint every `checkpoint_every` steps and at the end, and a final status. An exception marks
-the run failed with its traceback and is re-raised; whatever steps finished stay saved.
+a checkpoint (the policy, plus the full state a resume needs) every `checkpoint_every` steps and
+at the end, and a final status:
+
+- `finished` (all steps), `stopped` (a stop was asked for, by Ctrl-C, SIGTERM or the window),
+- `diverged` (a NaN or inf; core/faults.py), `failed` (an exception; its traceback is kept and
+  it is re-raised). Whatever steps finished stay saved.
+
+Input that is refused (a bad device, a missing base or reward model) is refused by `preflight`
+before a run exists, so it leaves no failed run behind.
 """
 
 from __future__ import annotations
@@ -14,40 +21,73 @@ import traceback
 from collections.abc import Callable
 
 from core.config import RunConfig
+from core.faults import Diverged
+from core.run_control import RunCancelled, RunControl
 from core.runs import RunStore
-from core.trainer import StepResult, Trainer
+from core.train_state import ResumePlan, TrainState, save_state, state_path
+from core.trainer import StepResult, Trainer, default_checkpoint
 
 log = logging.getLogger(__name__)
 
+__all__ = ["RunCancelled", "preflight", "train_and_record"]
 
-class RunCancelled(Exception):
-    """Raised from a progress callback to stop a run during set-up (e.g. reward-model training),
-    before any step exists; the run is recorded as stopped."""
+
+def preflight(cfg: RunConfig, store: RunStore) -> None:
+    """Refuse, with the fix, what would only fail after a run was created."""
+    from pathlib import Path
+
+    from core.checkpoints import resolve_device
+
+    resolve_device(cfg.device)
+    base = Path(cfg.checkpoint) if cfg.checkpoint else default_checkpoint(cfg.task)
+    if not base.is_file():
+        raise ValueError(f"no base model at {base}; create it with "
+                         f"`rlhf-explorer pretrain --task {cfg.task}`" if not base.exists() else
+                         f"the base model {base} is not a file; give a .safetensors checkpoint")
+    if cfg.reward_model:   # a missing or misnamed model
+        from core.reward_model_store import reward_model_info
+
+        reward_model_info(store.data_dir, cfg.reward_model)
 
 
 def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
                      on_step: Callable[[StepResult], None] | None = None,
                      on_trainer: Callable[[Trainer], None] | None = None,
-                     run_id: str | None = None, feedback=None) -> tuple[str, str]:
+                     run_id: str | None = None, feedback=None,
+                     control: RunControl | None = None,
+                     on_run: Callable[[str], None] | None = None,
+                     resume: ResumePlan | None = None) -> tuple[str, str]:
     """Run `cfg` to the end (or a stop) and return (run_id, status). `feedback` ranks iterated
     rounds (the window passes the person); by default the simulated annotator does, and its
-    rankings are stored like a person's."""
-    if cfg.reward_model:   # a missing or misnamed model is refused before a run exists
-        from core.reward_model_store import reward_model_info
-
-        reward_model_info(store.data_dir, cfg.reward_model)
+    rankings are stored like a person's. `control` is the run's RunControl (stop, pause, edits);
+    `on_run(run_id)` is called once the run exists. `resume` (core.train_state.plan_resume)
+    carries on a stored run under its own id instead of starting one: `cfg` is then its plan's."""
+    if resume is not None:
+        cfg = resume.cfg
+    preflight(cfg, store)
     feedback = feedback or _stored_feedback(cfg, store)  # refused input leaves no run behind
-    run_id = run_id or store.create_run(cfg.to_dict(), cfg.task, cfg.algo, cfg.reward_source)
+    restore = TrainState.load(resume.state) if resume is not None else None
+    if resume is not None:
+        run_id = resume.run_id
+        store.reopen_run(run_id, resume.step, cfg.to_dict())
+    else:
+        run_id = run_id or store.create_run(cfg.to_dict(), cfg.task, cfg.algo,
+                                            cfg.reward_source)
+    if on_run:
+        on_run(run_id)
+    control = control or RunControl(cfg)
     trainer = None
     try:
-        trainer = Trainer(cfg, progress, store.data_dir, feedback,
-                          run_label=f"run {run_id}")
+        trainer = Trainer(cfg, progress, store.data_dir, feedback, run_label=f"run {run_id}",
+                          control=control, restore=restore)
         if on_trainer:
             on_trainer(trainer)
         rankings = trainer.reward_source.rankings
-        if rankings:
+        if rankings and resume is None:
+            from core.storage import atomic_write_text
+
             path = store.checkpoint_path(run_id, 0).parent / "rankings.jsonl"
-            path.write_text("".join(json.dumps(r.to_json()) + "\n" for r in rankings))
+            atomic_write_text(path, "".join(json.dumps(r.to_json()) + "\n" for r in rankings))
         for result in trainer.run():
             store.log_step(run_id, result.step, result.metrics, result.samples)
             for event in result.events:
@@ -57,11 +97,18 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
                 _checkpoint(store, run_id, trainer)
             if on_step:
                 on_step(result)
-        status = "stopped" if trainer.stop_requested else "finished"
+        status = "stopped" if control.stop_requested else "finished"
         if trainer.step_index:
             _checkpoint(store, run_id, trainer)
         store.finish_run(run_id, status)
         return run_id, status
+    except Diverged as exc:
+        log.warning("run %s %s", run_id, exc)
+        store.log_event(run_id, exc.step, "diverged", {"step": exc.step, "what": exc.what})
+        if exc.params_intact and trainer.step_index:
+            _checkpoint(store, run_id, trainer)   # the policy after the last good step
+        store.finish_run(run_id, "diverged", error=str(exc))
+        return run_id, "diverged"
     except RunCancelled:
         store.finish_run(run_id, "stopped")
         return run_id, "stopped"
@@ -91,8 +138,10 @@ def _stored_feedback(cfg: RunConfig, store: RunStore):
 
 
 def _checkpoint(store: RunStore, run_id: str, trainer: Trainer) -> None:
+    """The policy (loadable as a base model) and, beside it, the state a resume needs."""
     path = store.checkpoint_path(run_id, trainer.step_index)
     if any(step == trainer.step_index for step, _ in store.checkpoints(run_id)):
         return
     trainer.save_policy(path)
+    save_state(state_path(path), trainer)
     store.record_checkpoint(run_id, trainer.step_index, path)

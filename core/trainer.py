@@ -1,16 +1,18 @@
 """One trainer loop for every objective: rollout -> reward -> advantages -> update.
 
-`Trainer.step()` runs one step and returns a `StepResult` (metrics dict named as in DESIGN.md, a
+`Trainer.step()` runs one step and returns a `StepResult` (metrics named as in docs/metrics.md, a
 few samples, the edits applied). The CLI, the GUI's worker thread and the tests all drive this
-class. Pause, stop and mid-run edits go through a lock-protected mailbox read at step boundaries,
-because a busy loop on a worker thread runs no Qt events.
+class. Pause, stop and mid-run edits go through the run's `RunControl` (core/run_control.py),
+read at step boundaries, because a busy loop on a worker thread runs no Qt events. A loss, reward,
+gradient or parameter that goes non-finite raises `core.faults.Diverged` before it can spread.
+`core.train_state` saves and restores everything a resume needs.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +23,12 @@ import torch
 from core.algorithms import PolicyOutput, Rollout, make_objective
 from core.batching import encode_prompts
 from core.checkpoints import load_checkpoint, resolve_device
-from core.config import RunConfig, check_live_changes, live_fields
+from core.config import RunConfig, live_fields
+from core.faults import Diverged, check_params, nonfinite
 from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from core.model import ValueHead, frozen_copy, sequence_logprobs
 from core.reward_sources import make_reward_source
+from core.run_control import RunCancelled, RunControl
 from core.tasks import get_task
 from core.tensor_utils import masked_mean
 from core.tokenizer import TOKENIZER
@@ -48,23 +52,20 @@ class StepResult:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, progress=None, data_dir=None, feedback=None,
-                 run_label: str = "run"):
+                 run_label: str = "run", control: RunControl | None = None, restore=None):
         """progress(phase: str, done: int, total: int) reports long set-up work (reward model).
         data_dir holds named reward models and the rankings store; feedback ranks the groups of
-        an iterated round (default: the simulated annotator; `core.feedback`)."""
-        self.cfg = cfg
+        an iterated round (default: the simulated annotator; `core.feedback`). control is the
+        run's RunControl (made here when not given); restore, a `core.train_state.TrainState`
+        to carry on from (its reward model replaces set-up training)."""
+        self.control = control or RunControl(cfg)
+        if control is not None and control.cfg is not cfg:
+            self.control.commit(cfg)
         self.progress, self.data_dir, self.run_label = progress, data_dir, run_label
         self.feedback = feedback
-        self._round_asked = threading.Event()
         self._round_out: tuple[list[dict], dict] = ([], {})
-        self._snapshots: list = []      # Futures waiting for a copy of the policy
-        self._ended = False
         self.step_index = 0
-        self._lock = threading.Lock()
-        self._pending: dict = {}
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
+        self.last_good_step = 0      # the policy as it was after this many steps is intact
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) - 1))
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
@@ -78,7 +79,7 @@ class Trainer:
                              f"`rlhf-explorer pretrain --task {cfg.task}`")
         self.policy, self.base_meta = load_checkpoint(path, self.device)
         self.reference = frozen_copy(self.policy)
-        self.objective = make_objective(cfg)
+        self.objective = make_objective(cfg, live=self.control)
         params = list(self.policy.parameters())
         self.value_head = None
         if self.objective.needs_value_head:
@@ -87,10 +88,23 @@ class Trainer:
         self.params = params
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
         self.controller = self._make_controller(cfg)
-        self.reward_source = make_reward_source(cfg, self.task, self.reference, self.device,
-                                                self.rng, progress, data_dir)
+        self.reward_source = make_reward_source(
+            cfg, self.task, self.reference, self.device, self.rng, self._setup_progress,
+            data_dir, restored=restore.reward_model(self) if restore else None)
         self.max_new_tokens = cfg.max_new_tokens or self.task.max_new_tokens
         self._t0 = time.perf_counter()
+        if restore is not None:
+            restore.apply(self)
+
+    @property
+    def cfg(self) -> RunConfig:
+        """The live config: the run control owns it (one copy, which edits replace)."""
+        return self.control.cfg
+
+    def _setup_progress(self, name: str, done: int, total: int) -> None:
+        self.control.check_cancelled()   # a stop during set-up ends it (RunCancelled)
+        if self.progress:
+            self.progress(name, done, total)
 
     @staticmethod
     def _make_controller(cfg):
@@ -101,61 +115,15 @@ class Trainer:
         return AdaptiveKLController(cfg.beta, cfg.kl_target, beta_min=cfg.beta_min,
                                     beta_max=cfg.beta_max, interval=cfg.kl_interval)
 
-    # --- control from other threads (the GUI) or a signal handler (the CLI)
-    def request_stop(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def request_snapshot(self):
-        """A Future for a frozen CPU copy of the policy, taken at the next step boundary (or
-        at once while paused), so another thread can sample from the running policy without
-        reading weights mid-update."""
-        from concurrent.futures import Future
-
-        future = Future()
-        with self._lock:
-            if self._ended:
-                future.cancel()
-            else:
-                self._snapshots.append(future)
-        return future  # cancelled if the run ends first
-
+    # --- control lives on `self.control` (core/run_control.py); this serves what it asks
     def serve_snapshots(self) -> None:
-        """Hand out the copies asked for. Only the training thread may call it (it reads the
-        policy); a Feedback waiting for a person calls it so that sampling goes on meanwhile."""
-        self._serve_snapshots()
-
-    def _serve_snapshots(self) -> None:
-        with self._lock:
-            waiting, self._snapshots = self._snapshots, []
+        """Hand out the copies of the policy asked for. Only the training thread may call it (it
+        reads the policy); a Feedback waiting for a person calls it so sampling goes on."""
+        waiting = self.control.take_snapshots()
         if waiting:
             copy = frozen_copy(self.policy).to("cpu")
             for future in waiting:
                 future.set_result((copy, self.step_index))
-
-    def request_round(self) -> None:
-        """Ask for an iterated-RLHF round at the next step boundary (learned rewards only)."""
-        self._round_asked.set()
-
-    def request_changes(self, **changes) -> None:
-        """Queue knob changes for the next step boundary; invalid ones raise ValueError now."""
-        with self._lock:
-            check_live_changes(self.cfg, {**self._pending, **changes})
-            self._pending.update(changes)
 
     def live_values(self) -> dict[str, float]:
         """Every live knob's value in effect now: what the loss and optimiser really use, which
@@ -169,14 +137,12 @@ class Trainer:
 
     def _apply_pending(self) -> list[dict]:
         """The one place live edits take effect; the event records the true old values."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
+        pending = self.control.take_changes()
         if not pending:
             return []
         before = self.live_values()
         old = {k: before[k] for k in pending}
-        self.cfg = self.cfg.with_changes(**pending)
-        self.objective.cfg = self.cfg
+        self.control.commit(self.cfg.with_changes(**pending))
         if "lr" in pending:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.cfg.lr
@@ -191,38 +157,39 @@ class Trainer:
     # --- the loop
     def run(self):
         """Yield StepResults until cfg.steps or a stop; waits while paused."""
+        control = self.control
         try:
-            while self.step_index < self.cfg.steps and not self._stop.is_set():
-                self._serve_snapshots()
-                while not self._running.wait(0.1):
-                    self._serve_snapshots()
-                if self._stop.is_set():
+            control.started = True
+            while self.step_index < self.cfg.steps and not control.stop_requested:
+                self.serve_snapshots()
+                while not control.wait_if_paused(0.1):
+                    self.serve_snapshots()
+                if control.stop_requested:
                     break
                 yield self.step()
                 if self._round_due():
                     self._feedback_round()
         finally:
-            with self._lock:   # nobody waits forever on a run that has ended
-                waiting, self._snapshots, self._ended = self._snapshots, [], True
-            for future in waiting:
-                future.cancel()
+            control.end()   # nobody waits forever on a run that has ended
 
     def _round_due(self) -> bool:
         if self.reward_source.name != "learned" or self.step_index >= self.cfg.steps \
-                or self._stop.is_set():
+                or self.control.stop_requested:
             return False
         every = self.cfg.feedback_every
-        return self._round_asked.is_set() or bool(every and self.step_index % every == 0)
+        return self.control.take_round() or bool(every and self.step_index % every == 0)
 
     def _feedback_round(self) -> None:
         """Rank the current policy's samples and update the reward model; the round's event and
         metrics go out with the next step."""
         from core.feedback import SimulatedFeedback, feedback_round
 
-        self._round_asked.clear()
         if self.feedback is None:
             self.feedback = SimulatedFeedback(self.cfg.annotator_temperature, self.rng)
-        event, metrics = feedback_round(self, self.feedback, self.progress)
+        try:
+            event, metrics = feedback_round(self, self.feedback, self.progress)
+        except RunCancelled:
+            return
         events, old = self._round_out
         self._round_out = (events + [event], {**old, **metrics})
 
@@ -258,6 +225,9 @@ class Trainer:
         completions = [self.tok.decode(row) for row in sample.tokens.tolist()]
         scored = self.reward_source.score(prompts, completions, input_ids, attention_mask,
                                           cfg.group_size)
+        bad = nonfinite(scored.scores)
+        if bad:
+            raise Diverged(self.step_index, f"reward is {bad}", params_intact=True)
         scores = torch.as_tensor(scored.scores, device=self.device)
 
         with torch.no_grad():
@@ -318,6 +288,7 @@ class Trainer:
         metrics.update(round_metrics)
         result = StepResult(self.step_index, metrics, samples, events + round_events)
         self.step_index += 1
+        self.last_good_step = self.step_index
         return result
 
     def _update(self, batch: Rollout, beta: float) -> dict[str, float]:
@@ -332,10 +303,20 @@ class Trainer:
                 mb = batch.select(idx)
                 out = self._forward(self.policy, mb, self.value_head is not None)
                 loss, metrics = self.objective.loss(out, mb, beta)
+                # An update already made this step means the weights are no longer step N-1's.
+                intact = count == 0
+                bad = nonfinite(loss.detach())
+                if bad:
+                    raise Diverged(self.step_index, f"the loss is {bad}", params_intact=intact)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                # With no clipping asked for, max_norm=inf measures the norm and scales nothing.
+                norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
+                bad = nonfinite(norm)
+                if bad:
+                    raise Diverged(self.step_index, f"the gradient norm is {bad}",
+                                   params_intact=intact)
                 if cfg.max_grad_norm > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
                     metrics["policy/grad_norm"] = norm
                 self.optimizer.step()
                 if entropy_first is None:
@@ -344,6 +325,7 @@ class Trainer:
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
                 count += 1
+        check_params(self.step_index, self.params)
         out = {k: v / count for k, v in sums.items()}
         out["policy/entropy"] = entropy_first
         return out

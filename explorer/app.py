@@ -36,7 +36,9 @@ def app_version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI parser. Its ``subparsers`` attribute is where headless sub-commands go."""
-    parser = argparse.ArgumentParser(
+    from explorer.cli_errors import OneLineParser
+
+    parser = OneLineParser(
         prog=APP_NAME,
         description=(
             "A desktop lab to watch RLHF happen on a tiny GPT, live. "
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="folder for runs and rankings (default: the user data folder)",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="log what core does, and show the traceback of an internal error")
     subparsers = parser.add_subparsers(
         dest="command",
         metavar="COMMAND",
@@ -82,9 +86,56 @@ def run_gui(args: argparse.Namespace) -> int:
     # platform theme, so it follows the system's dark/light setting.
     app.setStyle("Fusion")
     install_crash_dialog()
-    window = MainWindow(data_dir=args.data_dir)
+    try:
+        window = MainWindow(data_dir=args.data_dir)
+    except ValueError as exc:   # an unusable data folder: one line, as in the CLI
+        print(f"{APP_NAME}: error: {exc}", file=sys.stderr)
+        return 2
     window.show()
-    return app.exec()
+    caught = close_on_signals(window)
+    status = app.exec()
+    return 128 + caught[0] if caught else status
+
+
+def close_on_signals(window) -> list[int]:
+    """Ctrl-C (SIGINT) or SIGTERM in the window's terminal closes the window as its close button
+    does: a run stops after its step, with everything saved. Returns the list the caught
+    signal lands in, for the exit status.
+
+    Python runs signal handlers only between bytecodes, and Qt's event loop is C++, so the
+    signal's byte is written to a socket (`set_wakeup_fd`) that a QSocketNotifier watches: the
+    handler then runs at once, on the GUI thread, without polling.
+    """
+    import os
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier
+
+    caught: list[int] = []
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Read, window)
+
+    def drain() -> None:
+        try:
+            reader.recv(64)
+        except OSError:
+            pass
+
+    def on_signal(signum, frame) -> None:
+        if caught:               # a second Ctrl-C while the run winds down: go now
+            os._exit(128 + signum)
+        caught.append(signum)
+        window.close()
+
+    notifier.activated.connect(drain)
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+    window._signal_sockets = (reader, writer, notifier)   # kept alive with the window
+    return caught
 
 
 def install_crash_dialog() -> None:
@@ -97,6 +148,11 @@ def install_crash_dialog() -> None:
     previous = sys.excepthook
 
     def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):   # never "please report this" for Ctrl-C
+            app = QApplication.instance()
+            if app is not None:
+                app.quit()
+            return
         previous(kind, value, tb)
         if QApplication.instance() is None:
             return
@@ -112,11 +168,15 @@ def install_crash_dialog() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from explorer.cli import configure_logging
+    from explorer.cli_errors import run_command
+
+    configure_logging(args.verbose)
     func = getattr(args, "func", None)
     if args.command is not None:
         if func is None:
             parser.error(f"command {args.command!r} has no handler")
-        return int(func(args) or 0)
+        return run_command(func, args)
     return run_gui(args)
 
 

@@ -1,15 +1,17 @@
 """Headless sub-commands: pretrain, train, runs, metrics (and, from `explorer.cli_feedback`,
 rankings and rm). No Qt is imported here.
 
-Invalid settings exit with status 2 and one line naming the field and its allowed range, never a
-traceback. `train` shows a progress line (steps/s, ETA, latest reward and KL) and stops cleanly
-after the current step on Ctrl-C, with everything saved.
+Every error is one line on stderr and exit 2, never a traceback (explorer/cli_errors.py). `train`
+shows a progress line (steps/s, ETA, latest reward and KL) and stops cleanly after the current
+step on Ctrl-C or SIGTERM, with everything saved; `train --resume ID` carries the run on.
+Read-only commands (`runs`, `metrics`) open the store read-only: they never write.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import json
 import logging
 import math
@@ -17,11 +19,12 @@ import signal
 import sys
 import time
 
-ALGOS = ("reinforce", "kl_penalty", "ppo", "grpo")
+from core.config import FIELDS
+from explorer.cli_errors import UsageError
 
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
+# the README's table of columns a person reads first; `--all` or `--columns` for the rest
+METRIC_COLUMNS = ("reward/mean", "reward/true_mean", "kl/mean", "kl/beta", "loss/total",
+                  "policy/entropy", "policy/clip_frac", "completions/mean_length")
 
 
 def register(subparsers) -> None:
@@ -30,11 +33,19 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("train", help="train a policy headless and store the run",
                               description="Train headless; the run is stored like a GUI run.")
-    p.add_argument("--task", default=None, help="sentiment, arithmetic or length")
-    p.add_argument("--algo", default=None, choices=ALGOS, help="the objective")
-    p.add_argument("--steps", type=int, default=None, help="number of RL steps")
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"))
+    # choices and help come from RunConfig's field metadata, so they are written once
+    for name in ("task", "algo", "steps", "seed", "device"):
+        info = FIELDS[name].metadata
+        p.add_argument(f"--{name}", default=None, choices=info["choices"],
+                       type=None if info["choices"] else type(FIELDS[name].default),
+                       help=f"{info['help']} (default {FIELDS[name].default!r})")
+    p.add_argument("--resume", metavar="RUN_ID",
+                   help="carry on a stopped or interrupted run under the same id, up to --steps "
+                   "total (its last saved state; later steps are replaced)")
+    p.add_argument("--from-step", type=int, metavar="N",
+                   help="with --resume: restart from the checkpoint at step N, deleting the "
+                   "steps after it (asks first; --yes to skip the question)")
+    p.add_argument("--yes", action="store_true", help="answer yes to --from-step's question")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any RunConfig field, e.g. --set lr=1e-5 (see `train --list-settings`)")
     p.add_argument("--config", metavar="FILE", help="a TOML or JSON config to start from")
@@ -45,10 +56,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("pretrain", help="pretrain a task's base model into assets/")
-    p.add_argument("--task", required=True)
+    p.add_argument("--task", required=True, choices=FIELDS["task"].metadata["choices"])
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", metavar="PATH", help="default: assets/<task>.safetensors")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(func=cmd_pretrain)
 
     p = subparsers.add_parser("runs", help="list stored runs")
@@ -58,7 +70,10 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("metrics", help="print a run's per-step metrics")
     p.add_argument("run_id")
-    p.add_argument("--csv", action="store_true", help="CSV instead of an aligned table")
+    p.add_argument("--csv", action="store_true", help="CSV of every metric")
+    p.add_argument("--all", action="store_true", help="every metric, not the main few")
+    p.add_argument("--columns", metavar="NAMES",
+                   help="comma-separated metric names or patterns, e.g. 'kl/*,reward/mean'")
     p.add_argument("--data-dir", **data_dir)
     p.set_defaults(func=cmd_metrics)
 
@@ -68,20 +83,25 @@ def register(subparsers) -> None:
 
 
 def guarded(func):
-    """Turn user errors (ValueError, UsageError) into `error: ...` and exit status 2."""
-    def wrapper(args) -> int:
-        try:
-            return func(args)
-        except (ValueError, UsageError) as exc:
-            print(f"rlhf-explorer {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-    return wrapper
+    """Kept for sub-command modules: the handler itself; errors are turned into one line by
+    `explorer.cli_errors.run_command`, which runs every handler."""
+    return func
 
 
-def _store(args):
-    from core.runs import RunStore, resolve_data_dir
+def _store(args, read_only: bool = False):
+    from core.runs import RunStore
+    from core.storage import resolve_data_dir
 
-    return RunStore(resolve_data_dir(getattr(args, "data_dir", None)))
+    return RunStore(resolve_data_dir(getattr(args, "data_dir", None), create=not read_only),
+                    read_only=read_only)
+
+
+def _data_dir_flag(args) -> str:
+    """` --data-dir DIR` when one was given, for the commands a message suggests."""
+    import shlex
+
+    value = getattr(args, "data_dir", None)
+    return f" --data-dir {shlex.quote(str(value))}" if value else ""
 
 
 def build_config(args):
@@ -99,29 +119,45 @@ def build_config(args):
     return RunConfig.from_dict(base)
 
 
-def list_settings() -> str:
-    from core.config import FIELDS, field_info
+def list_settings(cfg=None) -> str:
+    """Every setting with the value `cfg` (the objective's and task's defaults plus what was
+    given) would use, its range and help; where that is not the generic default, says why."""
+    from core.config import RunConfig, field_info
 
-    lines = []
+    cfg = cfg or RunConfig()
+    lines = [f"# settings for algo={cfg.algo}, task={cfg.task}"]
     for name in FIELDS:
         info = field_info(name)
+        value = getattr(cfg, name)
         limits = (f" one of {', '.join(info['choices'])}" if info["choices"] else
                   f" in [{info['min']}, {info['max']}]" if info["min"] is not None else "")
         used = "" if len(info["algos"]) == 4 else f" ({', '.join(info['algos'])} only)"
         live = " [live]" if info["live"] else ""
-        lines.append(f"{name} = {info['default']!r}{limits}{used}{live}\n    {info['help']}")
+        why = ""
+        if value != info["default"]:
+            origin = ("this task's default" if cfg.task in info["per_task"] and
+                      info["per_task"][cfg.task] == value else
+                      f"{cfg.algo}'s default" if info["per_algo"].get(cfg.algo) == value
+                      else "as given")
+            why = f"  ({origin}; generic default {info['default']!r})"
+        lines.append(f"{name} = {value!r}{limits}{used}{live}{why}\n    {info['help']}")
     return "\n".join(lines)
 
 
 class ProgressLine:
-    """One status line on stderr: a bar when it is a terminal, a line every 5 s otherwise."""
+    """One status line on stderr: a bar when it is a terminal, a line every 5 s otherwise.
+    Rate and ETA count from `start()` (the first step), so set-up time does not skew them."""
 
-    def __init__(self, total: int, stream=None):
+    def __init__(self, total: int, stream=None, first: int = 0):
         # looked up now, not at import: a redirected stderr (pytest, a wrapper) is the one used
         stream = stream or sys.stderr
         self.total, self.stream, self.t0 = total, stream, time.perf_counter()
+        self.first = first           # steps already done before this process (a resume)
         self.tty = stream.isatty()
         self._last_print = 0.0
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
 
     def phase(self, name: str, done: int, total: int) -> None:
         self._emit(f"{name}: {done}/{total}", force=done == total)
@@ -129,7 +165,7 @@ class ProgressLine:
     def update(self, step: int, metrics: dict) -> None:
         done = step + 1
         elapsed = time.perf_counter() - self.t0
-        rate = done / elapsed if elapsed > 0 else 0.0
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - done) / rate if rate > 0 else math.inf
         width = 24
         fill = int(width * done / self.total)
@@ -157,64 +193,124 @@ class ProgressLine:
             self.stream.write("\n")
 
 
+# Ctrl-C and SIGTERM both stop after the current step, save, and exit 128 + the signal.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
 @guarded
 def cmd_train(args) -> int:
-    if args.list_settings:
-        print(list_settings())
-        return 0
-    cfg = build_config(args)
+    from core.run_control import RunControl
     from core.session import train_and_record
 
+    if args.list_settings:
+        print(list_settings(build_config(args)))
+        return 0
     store = _store(args)
-    bar = None if args.quiet else ProgressLine(cfg.steps)
-    holder = {}
+    plan = None
+    if args.resume:
+        plan = _plan_resume(args, store)
+        cfg = plan.cfg
+    else:
+        if args.from_step is not None:
+            raise UsageError("--from-step goes with --resume RUN_ID")
+        cfg = build_config(args)
+    control = RunControl(cfg)
+    bar = None if args.quiet else ProgressLine(cfg.steps, first=plan.step if plan else 0)
 
-    def on_sigint(signum, frame):
-        trainer = holder.get("trainer")
-        if trainer is None or trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.request_stop()
-        print("\nstopping after the current step (Ctrl-C again to abort)", file=sys.stderr)
+    def on_signal(signum, frame):
+        if control.stop_requested:
+            raise KeyboardInterrupt   # a second one: abort now
+        control.request_stop(STOP_SIGNALS.get(signum, str(signum)))
+        caught.append(signum)
+        print(f"\nstopping after the current step ({STOP_SIGNALS.get(signum)} again to abort)",
+              file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    caught: list[int] = []
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     try:
         run_id, status = train_and_record(
             cfg, store, progress=bar.phase if bar else None,
             on_step=(lambda r: bar.update(r.step, r.metrics)) if bar else None,
-            on_trainer=lambda t: holder.update(trainer=t))
+            on_trainer=(lambda t: bar.start()) if bar else None, control=control, resume=plan)
     except KeyboardInterrupt:
         print("\naborted; finished steps are saved", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     info = store.get_run(run_id)
+    where = _data_dir_flag(args)
+    if status == "diverged":
+        print(f"run {run_id} {store.run_error(run_id)}; steps before it are saved, and the "
+              f"last good checkpoint (see `rlhf-explorer metrics {run_id}{where}`)")
+        return 3
     print(f"run {run_id} {status} after {info.steps_done} steps")
-    print(f"stored in {store.data_dir} (see `rlhf-explorer metrics {run_id}`)")
+    print(f"stored in {store.data_dir} (see `rlhf-explorer metrics {run_id}{where}`; carry it "
+          f"on with `rlhf-explorer train --resume {run_id}{where} --steps N`)")
+    if status == "stopped":
+        return 128 + int(caught[0] if caught else signal.SIGINT)
     return 0
+
+
+def _plan_resume(args, store):
+    from core.train_state import plan_resume
+
+    given = [f"--{k}" for k in ("task", "algo", "seed", "device") if getattr(args, k) is not None]
+    given += ["--set"] * bool(args.set) + ["--config"] * bool(args.config)
+    if given:
+        raise UsageError(f"--resume carries on with the run's own settings; drop "
+                         f"{', '.join(given)} (a changed run is a fork: the window's Fork action)")
+    plan = plan_resume(store, args.resume, args.steps, args.from_step)
+    if plan.dropped and not args.yes:
+        question = (f"run {plan.run_id} has {plan.step + plan.dropped} steps; resuming from "
+                    f"step {plan.step} deletes the {plan.dropped} after it. Go on? [y/N] ")
+        if not sys.stdin.isatty():
+            raise UsageError(f"resuming {plan.run_id} from step {plan.step} deletes its "
+                             f"{plan.dropped} later steps; pass --yes to do that")
+        if input(question).strip().lower() not in ("y", "yes"):
+            raise UsageError("not resumed; nothing was changed")
+    return plan
 
 
 @guarded
 def cmd_pretrain(args) -> int:
     from pathlib import Path
 
-    from core.checkpoints import save_checkpoint
-    from core.pretrain import PretrainConfig, pretrain
-    from core.tasks import get_task
     from core.trainer import default_checkpoint
 
-    get_task(args.task)
     if args.steps < 1:
         raise UsageError("--steps must be >= 1")
-    out = Path(args.out) if args.out else default_checkpoint(args.task)
+    out = Path(args.out).expanduser() if args.out else default_checkpoint(args.task)
+    # Every check on --out before the training, which takes minutes.
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name, e.g. {out / args.task}"
+                         ".safetensors")
+    if out.exists() and not args.force:
+        shipped = " (the model shipped with rlhf-explorer)" if out == default_checkpoint(
+            args.task) else ""
+        raise UsageError(f"{out} already exists{shipped}; pass --force to overwrite it, or "
+                         "--out another file")
+    from core.storage import check_folder, writable
+
+    check_folder(out.parent, what="folder for --out")
+    if not writable(out.parent):
+        raise UsageError(f"cannot write {out}: its folder is read-only; pick another --out")
+    from core.checkpoints import save_checkpoint
+    from core.pretrain import PretrainConfig, pretrain
+
     bar = ProgressLine(args.steps)
 
     def progress(step, total, loss):
-        bar._emit(f"pretraining {args.task}: step {step}/{total}  loss {loss:.3f}",
-                  force=step == total)
+        width = 24
+        fill = int(width * step / total)
+        elapsed = time.perf_counter() - bar.t0
+        eta = elapsed / step * (total - step)
+        bar._emit(f"pretraining {args.task}: step {step}/{total} {'█' * fill}"
+                  f"{'·' * (width - fill)} ETA {time.strftime('%M:%S', time.gmtime(eta))}  "
+                  f"loss {loss:.3f}", force=step == total)
 
     model, meta = pretrain(PretrainConfig(task=args.task, steps=args.steps, seed=args.seed),
                            progress=progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, model, meta)
     print(f"saved {out}  (validation loss {meta['val_loss']:.3f}, {meta['seconds']:.0f} s)")
     return 0
@@ -222,7 +318,8 @@ def cmd_pretrain(args) -> int:
 
 @guarded
 def cmd_runs(args) -> int:
-    runs = _store(args).list_runs()
+    with _store(args, read_only=True) as store:
+        runs = store.list_runs()
     rows = [{"id": r.id, "task": r.task, "algo": r.algo, "reward_source": r.reward_source,
              "steps": r.steps_done, "status": r.status, "created": r.created_at} for r in runs]
     if args.json:
@@ -245,21 +342,37 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
 
 @guarded
 def cmd_metrics(args) -> int:
-    store = _store(args)
-    try:
+    with _store(args, read_only=True) as store:
         columns, rows = store.metrics_table(args.run_id)
-    except KeyError as exc:
-        raise UsageError(f"no run {args.run_id!r}; list them with `rlhf-explorer runs`") from exc
     if args.csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(columns)
         writer.writerows([[_fmt(v, c) for v, c in zip(r, columns, strict=True)] for r in rows])
         return 0
-    cells = [columns] + [[_fmt(v, c) for v, c in zip(r, columns, strict=True)] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    keep = _pick_columns(columns, args)
+    cells = [[columns[i] for i in keep]] + [[_fmt(r[i], columns[i]) for i in keep] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(keep))]
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
+    if len(keep) < len(columns):
+        print(f"({len(columns) - len(keep)} more metrics: --all, --columns 'kl/*,...' or --csv)",
+              file=sys.stderr)
     return 0
+
+
+def _pick_columns(columns: list[str], args) -> list[int]:
+    """Indexes of the columns to print: step, then the main few, --columns' patterns or --all."""
+    if args.all:
+        return list(range(len(columns)))
+    if args.columns:
+        patterns = [p.strip() for p in args.columns.split(",") if p.strip()]
+        picked = [i for i, c in enumerate(columns)
+                  if i == 0 or any(fnmatch.fnmatchcase(c, p) for p in patterns)]
+        if len(picked) == 1:
+            raise UsageError(f"--columns {args.columns!r} matches none of this run's metrics; "
+                             "`--all` shows every one")
+        return picked
+    return [0] + [i for i, c in enumerate(columns) if c in METRIC_COLUMNS]
 
 
 def _fmt(value: float, column: str) -> str:
@@ -271,5 +384,6 @@ def _fmt(value: float, column: str) -> str:
 
 
 def configure_logging(verbose: bool = False) -> None:
+    """`rlhf-explorer --verbose`: INFO logs from core on stderr (and tracebacks of bugs)."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -156,7 +156,6 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
         c.stepArrived.connect(self._step)
         c.runEnded.connect(self._run_ended)
         c.runFailed.connect(self._run_failed)
-        c.changesRefused.connect(self._queued_edits_refused)
         self.panel.configChanged.connect(self._config_changed)
         self.panel.validityChanged.connect(
             lambda ok: self.controls.start_button.setEnabled(ok and not c.busy))
@@ -295,10 +294,6 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
         self.status_text.setText(f"{text} applies {when}.")
 
     @Slot(dict, str)
-    def _queued_edits_refused(self, changes: dict, error: str) -> None:
-        self.panel.edits_refused(changes, error, queued=True)
-        self.status_text.setText(f"Not applied: {error}")
-
     def _edits_applied(self, changes: dict) -> None:
         self.panel.edits_applied(changes)
         if "kl_target" in changes and self.controller.cfg is not None:

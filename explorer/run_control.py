@@ -6,7 +6,6 @@ them into the GUI thread; it re-emits them for the window. It never touches torc
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -27,7 +26,6 @@ class RunController(QObject):
     stepArrived = Signal(object)          # StepUpdate
     runEnded = Signal(str, str)           # run id, status
     runFailed = Signal(str, str)          # run id, traceback
-    changesRefused = Signal(dict, str)    # edits held during set-up that the trainer refused
     roundRequested = Signal(object)       # groups (core.feedback.Group) for the person to rank
 
     def __init__(self, data_dir: Path, parent=None):
@@ -46,17 +44,18 @@ class RunController(QObject):
     def busy(self) -> bool:
         return self.thread is not None
 
-    def start(self, cfg: RunConfig) -> None:
+    def start(self, cfg: RunConfig, resume=None) -> None:
+        """Start a run of `cfg`, or carry on a stored run under its own id (resume: a
+        core.train_state.ResumePlan; cfg is then the plan's)."""
         if self.busy:
             return
         self.cfg = cfg
-        self.thread = TrainingThread(cfg, self.data_dir, self)
+        self.thread = TrainingThread(cfg, self.data_dir, self, resume=resume)
         self.thread.runStarted.connect(self._on_started)
         self.thread.phase.connect(self.phase)
         self.thread.stepDone.connect(self._on_step)
         self.thread.runFinished.connect(self._on_finished)
         self.thread.runFailed.connect(self._on_failed)
-        self.thread.changesRefused.connect(self._on_changes_refused)
         self.thread.roundRequested.connect(self.roundRequested)
         self.started_at = time.monotonic()
         self._set_state(STARTING)
@@ -78,13 +77,13 @@ class RunController(QObject):
 
     def request_changes(self, changes: dict) -> bool:
         """True when the edits wait for set-up to end. Raises ValueError when they are refused
-        now; edits refused once set-up ends arrive as changesRefused. Applied ones come back in
-        a step's "set" event."""
+        (the run's RunControl checks them at once, in set-up too). Applied ones come back in a
+        step's "set" event."""
         if not self.busy:
             raise ValueError("no run is going")
         return self.thread.request_changes(changes)
 
-    # --- iterated RLHF; any thread may call request_snapshot (the trainer's lock guards it)
+    # --- iterated RLHF; any thread may call request_snapshot (the RunControl's lock guards it)
     def submit_round(self, rankings: tuple) -> None:
         if self.thread is not None:
             self.thread.submit_round(rankings)
@@ -115,10 +114,6 @@ class RunController(QObject):
         if self.state == STARTING:
             self._set_state(RUNNING)
         self.stepArrived.emit(update)
-
-    @Slot(str, str)
-    def _on_changes_refused(self, changes: str, error: str) -> None:
-        self.changesRefused.emit(json.loads(changes), error)
 
     @Slot(str, str)
     def _on_finished(self, run_id: str, status: str) -> None:

@@ -75,7 +75,7 @@ def test_load_errors_are_clear(tmp_path):
         RunConfig.load(tmp_path / "missing.toml")
     broken = tmp_path / "broken.toml"
     broken.write_text("lr = = 1")
-    with pytest.raises(ValueError, match="not valid toml"):
+    with pytest.raises(ValueError, match="not valid TOML"):
         RunConfig.load(broken)
 
 

@@ -99,7 +99,7 @@ def test_a_round_updates_the_reward_model(tmp_path):
     cfg = RunConfig.for_algo("grpo", reward_source="learned", steps=3, feedback_groups=2, **TINY)
     trainer = Trainer(cfg, data_dir=tmp_path)
     before = [p.clone() for p in trainer.reward_source.model.parameters()]
-    trainer.request_round()
+    trainer.control.request_round()
     results = list(trainer.run())
     after = list(trainer.reward_source.model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import runs
+from core import runs, storage
 from core.runs import SCHEMA_VERSION, RunInfo, RunStore, UnknownRun, resolve_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,9 +172,8 @@ def test_delete_run_and_mark_stale_running(store, tmp_path):
     conn.close()
     with pytest.raises(UnknownRun):
         store.delete_run(gone)
-    assert store.mark_stale_running(3600) == []
-    assert store.mark_stale_running(-1) == [keep]
-    assert store.get_run(keep).status == "failed" and "interrupted" in store.run_error(keep)
+    # `keep` is this process's own run: it holds the lock, so it is running, not interrupted
+    assert store.mark_interrupted() == [] and store.get_run(keep).status == "running"
 
 
 def test_migrate_is_idempotent_and_refuses_newer_files(tmp_path):
@@ -198,13 +197,13 @@ def test_migrate_is_idempotent_and_refuses_newer_files(tmp_path):
 
 def test_data_dir_precedence(monkeypatch, tmp_path):
     fallback = tmp_path / "platformdirs"
-    monkeypatch.setattr(runs.platformdirs, "user_data_path", lambda app: fallback / app)
-    monkeypatch.delenv(runs.ENV_VAR, raising=False)
-    assert runs.default_data_dir() == fallback / "rlhf-explorer"
+    monkeypatch.setattr(storage.platformdirs, "user_data_path", lambda app: fallback / app)
+    monkeypatch.delenv(storage.ENV_VAR, raising=False)
+    assert storage.default_data_dir() == fallback / "rlhf-explorer"
     assert resolve_data_dir(None) == fallback / "rlhf-explorer"
     assert (fallback / "rlhf-explorer").is_dir()
-    monkeypatch.setenv(runs.ENV_VAR, str(tmp_path / "from-env"))
-    assert runs.default_data_dir() == tmp_path / "from-env"
+    monkeypatch.setenv(storage.ENV_VAR, str(tmp_path / "from-env"))
+    assert storage.default_data_dir() == tmp_path / "from-env"
     assert resolve_data_dir(None) == tmp_path / "from-env" and (tmp_path / "from-env").is_dir()
     assert resolve_data_dir(str(tmp_path / "from-cli")) == tmp_path / "from-cli"
     assert (tmp_path / "from-cli").is_dir()
@@ -237,12 +236,14 @@ def test_crash_mid_step_keeps_committed_steps(tmp_path):
     run_id = proc.stdout.strip()
     with RunStore(tmp_path) as store:
         info = store.get_run(run_id)
-        assert (info.status, info.steps_done) == ("running", 5)
+        # its process died without a final status: the open that follows records that
+        assert (info.status, info.steps_done) == ("interrupted", 5)
+        assert "killed or crashed" in store.run_error(run_id)
         columns, rows = store.metrics_table(run_id)
         assert columns == ["step", "kl/mean", "reward/mean"]
         assert [r[0] for r in rows] == [0, 1, 2, 3, 4] and rows[4][2] == 4.0
         assert store.samples(run_id)[0]["completion"] == "4"
-        assert store.mark_stale_running(-1) == [run_id]
+        assert store.mark_interrupted() == []   # recorded once, by the open above
 
 
 def test_writer_thread_and_reader_concurrently(tmp_path):

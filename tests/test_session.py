@@ -20,7 +20,7 @@ def test_steps_events_and_checkpoints_are_stored(tmp_path):
     def on_step(result):
         seen.append(result.step)
         if result.step == 0:
-            holder["t"].request_changes(lr=5e-5)
+            holder["t"].control.request_changes(lr=5e-5)
 
     holder = {}
     run_id, status = train_and_record(cfg, store, on_step=on_step,

@@ -44,30 +44,30 @@ def test_same_seed_same_metrics():
 def test_mid_run_edit_is_applied_at_the_next_step_and_reported():
     trainer = Trainer(RunConfig.for_algo("grpo", **SMALL))
     trainer.step()
-    trainer.request_changes(lr=2e-4, clip_eps=0.1)
+    trainer.control.request_changes(lr=2e-4, clip_eps=0.1)
     assert trainer.cfg.lr != 2e-4                     # not before the step boundary
     result = trainer.step()
     assert result.events[0]["changes"] == {"lr": 2e-4, "clip_eps": 0.1}
     assert trainer.optimizer.param_groups[0]["lr"] == 2e-4
     assert trainer.cfg.clip_eps == 0.1
     with pytest.raises(ValueError, match="cannot change during a run"):
-        trainer.request_changes(group_size=16)
+        trainer.control.request_changes(group_size=16)
     with pytest.raises(ValueError, match="clip_eps"):
-        trainer.request_changes(clip_eps=7.0)
+        trainer.control.request_changes(clip_eps=7.0)
 
 
 def test_pause_resume_stop_from_another_thread():
     trainer = Trainer(RunConfig.for_algo("reinforce", **{**SMALL, "steps": 1000}))
     seen = []
     worker = threading.Thread(target=lambda: seen.extend(trainer.run()))
-    trainer.pause()
+    trainer.control.pause()
     worker.start()
     worker.join(0.5)
     assert seen == [] and worker.is_alive()           # paused before the first step
-    trainer.resume()
+    trainer.control.resume()
     while not seen:
         worker.join(0.05)
-    trainer.request_stop()
+    trainer.control.request_stop()
     worker.join(10)
     assert not worker.is_alive()
     assert 1 <= len(seen) < 1000

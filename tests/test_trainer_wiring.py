@@ -33,7 +33,7 @@ def test_live_edits_of_eps_beta_and_lr_reach_the_loss_and_the_optimiser():
     trainer = Trainer(RunConfig.for_algo("grpo", **SMALL))
     seen = spy_loss(trainer)
     first = trainer.step().metrics
-    trainer.request_changes(lr=2e-4, clip_eps=0.05, beta=0.3)
+    trainer.control.request_changes(lr=2e-4, clip_eps=0.05, beta=0.3)
     result = trainer.step()
     assert seen[-1] == (0.3, 0.05, 2e-4)
     assert seen[0] != seen[-1]
@@ -50,7 +50,7 @@ def test_a_live_beta_edit_records_the_controllers_beta_as_old():
     trainer.step()                                  # the KL is far above target: beta doubled
     live = trainer.controller.beta
     assert live != cfg.beta
-    trainer.request_changes(beta=0.5)
+    trainer.control.request_changes(beta=0.5)
     event = trainer.step().events[0]
     assert event["old"]["beta"] == live and event["changes"]["beta"] == 0.5
 

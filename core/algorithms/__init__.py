@@ -11,10 +11,11 @@ OBJECTIVES: dict[str, type[Objective]] = {
 }
 
 
-def make_objective(cfg) -> Objective:
+def make_objective(cfg, live=None) -> Objective:
+    """The objective `cfg.algo` names; `live` (the run's RunControl) gives it the live config."""
     if cfg.algo not in OBJECTIVES:
         raise ValueError(f"unknown objective {cfg.algo!r}; expected one of {', '.join(OBJECTIVES)}")
-    return OBJECTIVES[cfg.algo](cfg)
+    return OBJECTIVES[cfg.algo](cfg, live)
 
 
 __all__ = ["OBJECTIVES", "Objective", "PolicyOutput", "Rollout", "make_objective"]

@@ -70,8 +70,14 @@ class Objective:
     #: the trainer scores the batch again after the update and calls after_update()
     measures_update = False
 
-    def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: RunConfig, live=None):
+        """live: the run's RunControl (or anything with a `cfg`); the objective then reads the
+        live config through it, so a mid-run edit reaches the loss with no copy to update."""
+        self._cfg, self._live = cfg, live
+
+    @property
+    def cfg(self) -> RunConfig:
+        return self._live.cfg if self._live is not None else self._cfg
 
     def needs_old_logp_pass(self) -> bool:
         """Several updates per batch need log-probs frozen before the first one, computed by the
@@ -99,6 +105,14 @@ class Objective:
 
     def apply_live(self, changes: dict) -> None:
         """Adopt live edits of knobs this objective owns; `self.cfg` is already updated."""
+
+    def state(self) -> dict:
+        """State of its own that later steps depend on (a baseline's average), as JSON-able
+        values, for a resume (core/train_state.py)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Adopt what `state()` returned."""
 
     # --- pieces several objectives share
     def token_kl(self, logp: Tensor, batch: Rollout) -> Tensor:

@@ -67,8 +67,8 @@ class KLPenalty(Reinforce):
     name = "kl_penalty"
     measures_update = True
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, live=None):
+        super().__init__(cfg, live)
         if cfg.trust_controller == "fixed":
             self.trust = FixedKLController(cfg.trust_beta)
         else:
@@ -76,6 +76,17 @@ class KLPenalty(Reinforce):
             self.trust = AdaptiveKLController(cfg.trust_beta, cfg.trust_target,
                                               beta_min=cfg.trust_beta_min, beta_max=1e6)
         self._beta_in_use = self.trust.beta
+
+    def state(self):
+        from core.train_state import plain_state
+
+        return {"trust": plain_state(self.trust), "beta_in_use": self._beta_in_use}
+
+    def load_state(self, state):
+        from core.train_state import load_plain
+
+        load_plain(self.trust, state.get("trust", {}))
+        self._beta_in_use = state.get("beta_in_use", self.trust.beta)
 
     def prepare(self, batch, beta):
         batch, metrics = super().prepare(batch, beta)

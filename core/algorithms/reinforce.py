@@ -62,10 +62,20 @@ class Reinforce(Objective):
 
     name = "reinforce"
 
-    def __init__(self, cfg):
-        super().__init__(cfg)
+    def __init__(self, cfg, live=None):
+        super().__init__(cfg, live)
         self.needs_value_head = cfg.baseline == "value"
         self.moving = MovingAverageBaseline(cfg.baseline_momentum)
+
+    def state(self):
+        from core.train_state import plain_state
+
+        return {"moving": plain_state(self.moving)}
+
+    def load_state(self, state):
+        from core.train_state import load_plain
+
+        load_plain(self.moving, state.get("moving", {}))
 
     def prepare(self, batch, beta):
         cfg, mask = self.cfg, batch.mask

@@ -217,9 +217,9 @@ class HyperparameterPanel(QWidget):
         before, self._config = self._config, self._config.with_changes(**changes)
         self._live.applied(before, self._config, changes)
 
-    def edits_refused(self, changes: dict, error: str, *, queued: bool = False) -> None:
-        """The trainer refused `changes` (queued: the edits held during set-up); rows go back."""
-        self._live.refused(self._config, changes, error, queued)
+    def edits_refused(self, changes: dict, error: str) -> None:
+        """The run refused `changes`; their rows go back."""
+        self._live.refused(self._config, changes, error)
 
     def pending_edits(self) -> dict:
         """Live knobs sent to the trainer and not yet applied: name -> latest value."""

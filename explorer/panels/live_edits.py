@@ -4,8 +4,9 @@ row shows them.
 While a run goes, the panel's RunConfig is what the trainer has applied. A finished edit of a
 live knob is sent to the trainer; it joins the panel's config only when a step's "set" event
 echoes it. Until then its row shows the requested value marked pending, with the value the run
-still uses. An edit the trainer refuses puts the row back to what the trainer has (or will have,
-once earlier edits land) and says why, so no row ever claims a value the trainer did not get.
+still uses. An edit the run refuses (at once: core/run_control.py checks it, in set-up too) puts the row back
+to what the trainer has (or will have, once earlier edits land) and says why, so no row ever
+claims a value the trainer did not get.
 
 `LiveEdits` keeps the in-flight ledger and draws the rows; the panel owns the config and passes it
 in. Echoes are matched to requests by value, because the trainer's event names no request.
@@ -36,7 +37,7 @@ def _text(value: Any) -> str:
 @dataclass(frozen=True)
 class _Request:
     value: Any
-    queued: bool  # held by the worker until set-up ends (the trainer does not exist yet)
+    queued: bool  # asked for during set-up: applies at the first step
 
 
 class LiveEdits:
@@ -104,22 +105,13 @@ class LiveEdits:
                 self._in_flight.pop(name, None)
             self._show(name, shown, after)
 
-    def refused(self, config: RunConfig, changes: dict, error: str, queued: bool) -> None:
-        """The trainer refused `changes`: the request just made, or (queued) the edits held
-        during set-up, which were forwarded together once the trainer existed."""
+    def refused(self, config: RunConfig, changes: dict, error: str) -> None:
+        """The run refused `changes` as they were asked for (its RunControl checks at once,
+        during set-up too), so they never entered the ledger; the rows go back."""
         for name, value in changes.items():
             if name not in self._editors:
                 continue
-            if queued:
-                shown = self.expected(name, config)
-                kept = [r for r in self._in_flight.get(name, []) if not r.queued]
-                self._in_flight[name] = kept
-                if not kept:
-                    del self._in_flight[name]
-                self._show(name, shown, config)
-            else:
-                # Never entered the ledger; the row still shows the refused value.
-                self._editors[name].set_value(self.expected(name, config))
+            self._editors[name].set_value(self.expected(name, config))
             self._refused[name] = REFUSED_HINT.format(value=_text(value), error=error)
             self._draw(name, config)
 

@@ -1,0 +1,134 @@
+"""Files and folders under the data folder: where it is, opening its SQLite files, atomic writes.
+
+Every failure a person can cause or meet (a data folder that is a file, a read-only folder, a
+damaged or locked database, a full disk) comes out of here as a ValueError whose message names
+the path, what is wrong with it and, where there is one, the fix; the CLI prints it as one line.
+
+Read-only opens never write: they create no folder and no file, take no write lock and run no
+migration, so `runs` and `rankings list` work on a folder the user cannot write (docs/storage.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+import platformdirs
+
+ENV_VAR = "RLHF_EXPLORER_DATA"
+
+
+def default_data_dir() -> Path:
+    """`$RLHF_EXPLORER_DATA` if set (and not empty), else the platform's user data folder."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_path("rlhf-explorer"))
+
+
+def check_folder(path: str | os.PathLike[str], create: bool = True,
+                 what: str = "data folder") -> Path:
+    """`path` as a usable folder: created when `create` (else it may be missing); ValueError when
+    it is a file or cannot be made."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"the {what} {path} is a file, not a folder; give a folder "
+                         "(--data-dir DIR or RLHF_EXPLORER_DATA), which is created if missing")
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create the {what} {path}: {describe(exc)}") from exc
+    return path
+
+
+def resolve_data_dir(cli_value: str | None = None, create: bool = True) -> Path:
+    """The data folder to use: the CLI flag wins over the env var over platformdirs."""
+    path = Path(cli_value).expanduser() if cli_value else default_data_dir()
+    return check_folder(path, create=create)
+
+
+def describe(exc: OSError) -> str:
+    """An OSError as a few words: 'permission denied', 'no space left on device', ..."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+def writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def connect(path: Path, read_only: bool, what: str) -> sqlite3.Connection:
+    """A connection to the SQLite file `path` (autocommit; callers open transactions).
+
+    Read-only: `mode=ro`, and `immutable=1` where the folder cannot be written (a WAL database
+    otherwise needs to create its -shm file). The file is read once here, so a damaged one is
+    refused now, with the fix, not at the first query.
+    """
+    if read_only:
+        uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        if not writable(path.parent):
+            uri += "&immutable=1"
+    try:
+        conn = (sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None) if read_only
+                else sqlite3.connect(path, timeout=30, isolation_level=None))
+    except sqlite3.Error as exc:
+        raise database_error(path, exc, what) from exc
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if not read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise database_error(path, exc, what) from exc
+    return conn
+
+
+def database_error(path: Path, exc: sqlite3.Error, what: str) -> ValueError:
+    """The message for a database that cannot be used, with the fix for each kind of cause."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return ValueError(f"the {what} {path} is locked by another program (waited 30 s); "
+                          "close it, or wait for the run writing to it to end")
+    if isinstance(exc, sqlite3.OperationalError) and ("readonly" in text or "read-only" in text
+                                                      or "unable to open" in text):
+        return ValueError(f"cannot write the {what} {path}: the folder or file is read-only; "
+                          "use a folder you can write (--data-dir DIR)")
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text
+                                                   or "malformed" in text or "corrupt" in text):
+        return ValueError(f"the {what} {path} is damaged ({text}); move it aside (a new one is "
+                          "started) or restore it from a backup")
+    if isinstance(exc, sqlite3.OperationalError) and "disk" in text:
+        return ValueError(f"cannot write the {what} {path}: {text}; free some space")
+    return ValueError(f"the {what} {path} cannot be used: {text}")
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None],
+                 mode: int = 0o644) -> None:
+    """Write `path` all at once: `write(tmp)` fills a temp file beside it, which is fsynced,
+    given `mode` (less the umask) and renamed over `path`. A crash leaves the old file or the
+    new one, never half of one."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, mode & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -1,0 +1,220 @@
+"""Everything a resume needs, in one safetensors file beside each checkpoint.
+
+`runs/<id>/state-000050.safetensors` holds, after 50 steps: the policy, the value head, Adam's
+moments, the learned reward model (when the run has one), the torch generator's and the global
+torch RNG state as tensors; its JSON metadata holds the live config, the step, Adam's settings,
+the KL controller, the objective's own state (baselines, the trust region's beta), the numpy RNG
+and the rankings the reward model was trained on. Only safetensors and JSON are read back:
+nothing is unpickled. Restored on CPU, a run stopped half-way and resumed takes the same steps,
+to the last bit, as one done in one go (tests/test_resume.py).
+
+`plan_resume` checks a resume before anything changes: the run exists, no process is training it,
+a state was saved, and the step count goes forward.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.config import RunConfig
+
+FORMAT = "rlhf-explorer-state/1"
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def state_path(checkpoint: Path) -> Path:
+    """The state file that goes with the policy checkpoint `step-000050.safetensors`."""
+    return checkpoint.with_name(checkpoint.name.replace("step-", "state-", 1))
+
+
+def plain_state(obj) -> dict:
+    """The plain attributes (numbers, strings, lists of numbers) of a small stateful object:
+    a KL controller, a moving-average baseline."""
+    out = {}
+    for key, value in vars(obj).items():
+        if isinstance(value, _PLAIN) or (isinstance(value, list)
+                                         and all(isinstance(v, _PLAIN) for v in value)):
+            out[key] = value
+    return out
+
+
+def load_plain(obj, state: dict) -> None:
+    for key, value in state.items():
+        if key in vars(obj):
+            setattr(obj, key, list(value) if isinstance(value, list) else value)
+
+
+def _encode(value):
+    """JSON for inf/nan-carrying state (json writes Infinity, which it also reads back)."""
+    return json.dumps(value, allow_nan=True)
+
+
+def save_state(path: Path, trainer) -> None:
+    """Write the trainer's full state after `trainer.step_index` steps, atomically."""
+    from safetensors.torch import save_file
+
+    from core.storage import atomic_write
+
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in trainer.policy.state_dict().items():
+        tensors[f"policy.{k}"] = v
+    if trainer.value_head is not None:
+        for k, v in trainer.value_head.state_dict().items():
+            tensors[f"value_head.{k}"] = v
+    optim = trainer.optimizer.state_dict()
+    optim_plain: dict[str, dict] = {}
+    for index, slot in optim["state"].items():
+        for key, value in slot.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value
+            else:
+                optim_plain.setdefault(str(index), {})[key] = value
+    tensors["rng.generator"] = trainer.generator.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    source = trainer.reward_source
+    rankings = []
+    if getattr(source, "model", None) is not None:
+        for k, v in source.model.state_dict().items():
+            tensors[f"reward_model.{k}"] = v
+        rankings = [{**r.to_json(), "true": list(r.true)} for r in source.rankings]
+    meta = {
+        "format": FORMAT,
+        "step": trainer.step_index,
+        "config": trainer.cfg.to_dict(),
+        "time_s": time_elapsed(trainer),
+        "optimizer": {"param_groups": optim["param_groups"], "plain": optim_plain},
+        "controller": plain_state(trainer.controller),
+        "objective": trainer.objective.state(),
+        "numpy_rng": trainer.rng.bit_generator.state,
+        "reward": {"metrics": source.metrics, "rankings": rankings,
+                   "gpt_config": (source.model.trunk.config.to_dict()
+                                  if getattr(source, "model", None) is not None else None)},
+        "round_out": trainer._round_out,
+    }
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={
+        "format": "pt", "state": _encode(meta)}))
+
+
+def time_elapsed(trainer) -> float:
+    import time
+
+    return time.perf_counter() - trainer._t0
+
+
+@dataclass
+class TrainState:
+    path: Path
+    meta: dict
+    tensors: dict[str, torch.Tensor]
+
+    @classmethod
+    def load(cls, path: Path) -> TrainState:
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                raw = (f.metadata() or {}).get("state")
+            tensors = load_file(str(path), device="cpu")
+            meta = json.loads(raw) if raw else None
+        except (SafetensorError, OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not a readable run state: {exc}") from exc
+        if not meta or meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a run state written by this rlhf-explorer")
+        return cls(Path(path), meta, tensors)
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+    @property
+    def cfg(self) -> RunConfig:
+        return RunConfig.from_dict(self.meta["config"], algo_defaults=False)
+
+    def _part(self, prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
+    def reward_model(self, trainer):
+        """(RewardModel, rankings, metrics) the run's learned reward had, or None."""
+        weights = self._part("reward_model.")
+        reward = self.meta.get("reward") or {}
+        if not weights or not reward.get("gpt_config"):
+            return None
+        from core.model import GPT, GPTConfig
+        from core.reward_model import Ranking, RewardModel
+
+        model = RewardModel(GPT(GPTConfig.from_dict(reward["gpt_config"])))
+        model.load_state_dict(weights, strict=True)
+        model.to(trainer.device)
+        rankings = [Ranking(r["prompt"], tuple(r["responses"]), tuple(r["ranks"]),
+                            tuple(r.get("true", ()))) for r in reward.get("rankings", [])]
+        metrics = {k: float(v) for k, v in reward.get("metrics", {}).items()}
+        return model, rankings, metrics
+
+    def apply(self, trainer) -> None:
+        """Put the trainer where it was when the state was saved."""
+        import time
+
+        meta = self.meta
+        trainer.policy.load_state_dict(self._part("policy."), strict=True)
+        if trainer.value_head is not None:
+            trainer.value_head.load_state_dict(self._part("value_head."), strict=True)
+        slots: dict[int, dict] = {}
+        for key, value in self._part("optim.").items():
+            index, name = key.split(".", 1)
+            slots.setdefault(int(index), {})[name] = value   # load_state_dict places them
+        for index, plain in meta["optimizer"]["plain"].items():
+            slots.setdefault(int(index), {}).update(plain)
+        trainer.optimizer.load_state_dict({"state": slots,
+                                           "param_groups": meta["optimizer"]["param_groups"]})
+        load_plain(trainer.controller, meta["controller"])
+        trainer.objective.load_state(meta["objective"])
+        trainer.rng.bit_generator.state = meta["numpy_rng"]
+        trainer.generator.set_state(self.tensors["rng.generator"])
+        torch.set_rng_state(self.tensors["rng.torch"])
+        events, metrics = meta.get("round_out") or ([], {})
+        trainer._round_out = (list(events), dict(metrics))
+        trainer.step_index = trainer.last_good_step = self.step
+        trainer._t0 = time.perf_counter() - float(meta.get("time_s", 0.0))
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    run_id: str
+    cfg: RunConfig          # the live config when the state was saved, with the new step count
+    state: Path
+    step: int               # steps the state has done; the run carries on from here
+    dropped: int            # stored steps after it, which the resume deletes and redoes
+
+
+def plan_resume(store, run_id: str, steps: int | None = None,
+                from_step: int | None = None) -> ResumePlan:
+    """Check a resume of `run_id` (from its last state, or the checkpoint at `from_step`) to
+    `steps` total steps (default: the run's own count). ValueError says what stops it."""
+    info = store.get_run(run_id)
+    if info.status == "running":
+        raise ValueError(f"run {run_id} is still running; stop it before resuming it")
+    saved = {s: state_path(p) for s, p in store.checkpoints(run_id) if state_path(p).exists()}
+    if not saved:
+        raise ValueError(f"run {run_id} has no saved state to resume from (runs save one with "
+                         "each checkpoint; this one saved none, or predates resuming)")
+    if from_step is None:
+        step = max(saved)
+    elif from_step in saved:
+        step = from_step
+    else:
+        raise ValueError(f"run {run_id} has no saved state at step {from_step}; it has "
+                         f"{', '.join(map(str, sorted(saved)))}")
+    state = TrainState.load(saved[step])
+    total = steps if steps is not None else max(state.cfg.steps, info.steps_done)
+    if not math.isfinite(total) or total <= step:
+        raise ValueError(f"run {run_id} resumes at step {step}; give --steps more than {step} "
+                         f"(the total to reach)")
+    cfg = state.cfg.with_changes(steps=int(total))
+    return ResumePlan(run_id, cfg, saved[step], step, max(0, info.steps_done - step))
