@@ -327,12 +327,12 @@ class RunConfig:
         """A config file: TOML (.toml) or JSON (.json), by extension in any case. ValueError
         names the file and what is wrong with it."""
         path = Path(path)
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a folder; give a .toml or .json file")
         kind = CONFIG_FORMATS.get(path.suffix.lower())
         if kind is None:
             raise ValueError(f"config file {path}: unknown format {path.suffix or '(none)'!r}; "
                              "use a .toml or .json file")
-        if path.is_dir():
-            raise ValueError(f"config file {path} is a folder; give a .toml or .json file")
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -350,8 +350,9 @@ class RunConfig:
         except RecursionError:
             raise ValueError(f"config file {path} is nested too deeply") from None
         if not isinstance(data, dict):
+            kind = "null" if data is None else f"a {type(data).__name__}"
             raise ValueError(f"config file {path} must hold settings by name ({{\"lr\": 1e-4}} "
-                             f"or lr = 1e-4), not a {type(data).__name__}")
+                             f"or lr = 1e-4), not {kind}")
         return cls.from_dict(data)
 
     def with_changes(self, **changes) -> RunConfig:

@@ -306,6 +306,23 @@ class RunStore(RunReader):
         except OSError as exc:
             log.warning("deleted run %s but could not remove %s: %s", run_id, folder, exc)
 
+    def copy_history(self, source: str, target: str, before_step: int) -> None:
+        """Copy `source`'s steps below `before_step` (metrics, samples, events) into `target`,
+        so a fork's plots start where its parent's do."""
+        with self._tx() as conn:
+            src, dst = self._key(source), self._key(target)
+            for table, cols in (("steps", "step, created_at"),
+                                ("metrics", "name_id, step, value"),
+                                ("samples", "step, idx, prompt, completion, reward, true_reward, "
+                                            "extra_json")):
+                conn.execute(f"INSERT INTO {table} (run_key, {cols}) SELECT ?, {cols} FROM "
+                             f"{table} WHERE run_key = ? AND step < ?", (dst, src, before_step))
+            conn.execute("INSERT INTO events (run_key, step, kind, payload_json, created_at) "
+                         "SELECT ?, step, kind, payload_json, created_at FROM events WHERE "
+                         "run_key = ? AND step < ? ORDER BY id", (dst, src, before_step))
+            conn.execute("UPDATE runs SET steps_done = (SELECT COUNT(*) FROM steps WHERE "
+                         "run_key = ?) WHERE key = ?", (dst, dst))
+
     def reopen_run(self, run_id: str, keep_steps: int, config: dict) -> None:
         """Make `run_id` 'running' again from `keep_steps` steps (a resume): later steps, their
         samples and events, and later checkpoints are deleted, in one transaction."""

@@ -67,7 +67,12 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
     preflight(cfg, store)
     feedback = feedback or _stored_feedback(cfg, store)  # refused input leaves no run behind
     restore = TrainState.load(resume.state) if resume is not None else None
-    if resume is not None:
+    if resume is not None and resume.fork:
+        run_id = store.create_run(cfg.to_dict(), cfg.task, cfg.algo, cfg.reward_source)
+        store.copy_history(resume.run_id, run_id, resume.step)
+        store.log_event(run_id, resume.step, "fork", {"kind": "fork", "from": resume.run_id,
+                                                      "step": resume.step})
+    elif resume is not None:
         run_id = resume.run_id
         store.reopen_run(run_id, resume.step, cfg.to_dict())
     else:
@@ -83,7 +88,7 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
         if on_trainer:
             on_trainer(trainer)
         rankings = trainer.reward_source.rankings
-        if rankings and resume is None:
+        if rankings and (resume is None or resume.fork):
             from core.storage import atomic_write_text
 
             path = store.checkpoint_path(run_id, 0).parent / "rankings.jsonl"

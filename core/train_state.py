@@ -91,6 +91,8 @@ def save_state(path: Path, trainer) -> None:
         "controller": plain_state(trainer.controller),
         "objective": trainer.objective.state(),
         "numpy_rng": trainer.rng.bit_generator.state,
+        "feedback_rng": _feedback_rng(trainer).bit_generator.state if _feedback_rng(trainer)
+        else None,
         "reward": {"metrics": source.metrics, "rankings": rankings,
                    "gpt_config": (source.model.trunk.config.to_dict()
                                   if getattr(source, "model", None) is not None else None)},
@@ -99,6 +101,12 @@ def save_state(path: Path, trainer) -> None:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={
         "format": "pt", "state": _encode(meta)}))
+
+
+def _feedback_rng(trainer):
+    """The simulated annotator's own generator for feedback rounds, when it has one."""
+    rng = getattr(getattr(trainer.feedback, "annotator", None), "rng", None)
+    return rng if rng is not None and rng is not trainer.rng else None
 
 
 def time_elapsed(trainer) -> float:
@@ -176,21 +184,59 @@ class TrainState:
         load_plain(trainer.controller, meta["controller"])
         trainer.objective.load_state(meta["objective"])
         trainer.rng.bit_generator.state = meta["numpy_rng"]
+        if meta.get("feedback_rng") and _feedback_rng(trainer) is not None:
+            _feedback_rng(trainer).bit_generator.state = meta["feedback_rng"]
         trainer.generator.set_state(self.tensors["rng.generator"])
         torch.set_rng_state(self.tensors["rng.torch"])
         events, metrics = meta.get("round_out") or ([], {})
         trainer._round_out = (list(events), dict(metrics))
         trainer.step_index = trainer.last_good_step = self.step
         trainer._t0 = time.perf_counter() - float(meta.get("time_s", 0.0))
+        self._carry_edits(trainer)
+
+    def _carry_edits(self, trainer) -> None:
+        """A fork may change knobs: the others take effect as given, and the live ones are
+        queued as edits, so the first step applies them in the one place edits are applied
+        and its "set" event records the values they replace. A resume changes only `steps`."""
+        from core.config import live_fields
+
+        wanted, saved = trainer.cfg, self.cfg
+        live = {k: getattr(wanted, k) for k in live_fields()
+                if getattr(wanted, k) != getattr(saved, k)}
+        trainer.control.commit(wanted.with_changes(**{k: getattr(saved, k) for k in live}))
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = trainer.cfg.lr
+        if live:
+            trainer.control.request_changes(**live)
 
 
 @dataclass(frozen=True)
 class ResumePlan:
-    run_id: str
+    run_id: str             # the run to carry on; for a fork, the run it branches from
     cfg: RunConfig          # the live config when the state was saved, with the new step count
     state: Path
     step: int               # steps the state has done; the run carries on from here
     dropped: int            # stored steps after it, which the resume deletes and redoes
+    fork: bool = False      # a new run that starts from this state (and copies the steps before)
+
+# What a fork cannot change: the state would not fit (another objective, model or reward).
+FORK_FIXED = ("task", "algo", "reward_source", "checkpoint", "reward_model", "baseline")
+
+
+def plan_fork(store, run_id: str, step: int, cfg: RunConfig) -> ResumePlan:
+    """A new run from `run_id`'s checkpoint at `step`, with the knobs of `cfg`."""
+    saved = {s: state_path(p) for s, p in store.checkpoints(run_id) if state_path(p).exists()}
+    if step not in saved:
+        raise ValueError(f"run {run_id} has no saved state at step {step}"
+                         + (f"; it has {', '.join(map(str, sorted(saved)))}" if saved else ""))
+    base = TrainState.load(saved[step]).cfg
+    for name in FORK_FIXED:
+        if getattr(cfg, name) != getattr(base, name):
+            raise ValueError(f"a fork keeps {name} = {getattr(base, name)!r} (the saved state "
+                             f"needs it); start a new run to change it")
+    if cfg.steps <= step:
+        raise ValueError(f"the fork starts at step {step}; give it more than {step} steps")
+    return ResumePlan(run_id, cfg, saved[step], step, 0, fork=True)
 
 
 def plan_resume(store, run_id: str, steps: int | None = None,

@@ -205,15 +205,16 @@ def cmd_train(args) -> int:
     if args.list_settings:
         print(list_settings(build_config(args)))
         return 0
-    store = _store(args)
     plan = None
     if args.resume:
+        store = _store(args)
         plan = _plan_resume(args, store)
         cfg = plan.cfg
     else:
         if args.from_step is not None:
             raise UsageError("--from-step goes with --resume RUN_ID")
-        cfg = build_config(args)
+        cfg = build_config(args)   # bad settings are refused before any folder is made
+        store = _store(args)
     control = RunControl(cfg)
     bar = None if args.quiet else ProgressLine(cfg.steps, first=plan.step if plan else 0)
 

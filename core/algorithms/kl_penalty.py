@@ -80,11 +80,13 @@ class KLPenalty(Reinforce):
     def state(self):
         from core.train_state import plain_state
 
-        return {"trust": plain_state(self.trust), "beta_in_use": self._beta_in_use}
+        return {**super().state(), "trust": plain_state(self.trust),
+                "beta_in_use": self._beta_in_use}
 
     def load_state(self, state):
         from core.train_state import load_plain
 
+        super().load_state(state)   # REINFORCE's moving baseline
         load_plain(self.trust, state.get("trust", {}))
         self._beta_in_use = state.get("beta_in_use", self.trust.beta)
 

@@ -41,7 +41,7 @@ from explorer.panels.common import empty_stack, is_dark, muted_label, setup_tabl
 COLUMNS = ("", "Name / id", "Status", "Steps", "Task", "Objective", "Reward source", "Created")
 TICK, NAME, STATUS, STEPS, TASK, ALGO, SOURCE, CREATED = range(len(COLUMNS))
 STATUS_COLOURS = {"running": "#2f6fd6", "finished": "#2e8b3e", "stopped": "#c98a00",
-                  "failed": "#d0453c"}
+                  "failed": "#d0453c", "interrupted": "#8a5cc2", "diverged": "#d0453c"}
 EMPTY_TEXT = "No runs yet — press Start, or run `rlhf-explorer train` in a terminal"
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -276,7 +276,14 @@ class RunsPanel(QWidget):
         put(SOURCE, info.reward_source)
         put(STEPS, str(info.steps_done), sort=info.steps_done)
         tip = {"running": "Training (here or in another process)", "finished": "Ran to the end",
-               "stopped": "Stopped before the end"}.get(info.status)
+               "stopped": "Stopped before the end; Resume carries it on",
+               "interrupted": "Its process ended without finishing (killed or crashed); the "
+                              "finished steps are kept, and Resume carries it on from its last "
+                              "checkpoint"}.get(info.status)
+        if info.status == "diverged":
+            error = self.store.run_error(info.id) if self.store is not None else None
+            tip = (f"<qt><b>{html.escape(error or 'diverged')}</b><br>The last good checkpoint "
+                   "is kept.</qt>")
         if info.status == "failed":
             error = self.store.run_error(info.id) if self.store is not None else None
             error = html.escape(error or "no error recorded")
