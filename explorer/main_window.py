@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QScrollArea,
     QTabWidget,
@@ -40,6 +39,7 @@ from explorer.rank_tab import RankTab
 from explorer.run_control import IDLE, PAUSED, STARTING, STOPPING, RunController, RunControls
 from explorer.window_feedback import WindowFeedback
 from explorer.window_menus import WindowMenus
+from explorer.window_resume import WindowResume
 
 TABS = ("Watch", "Rank", "Math")
 
@@ -61,7 +61,7 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     return area
 
 
-class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
+class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
     def __init__(self, data_dir: str | Path | None = None, restore: bool = True, parent=None):
         super().__init__(parent)
         self.setWindowTitle(APP_DISPLAY_NAME)
@@ -163,6 +163,8 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
         self.runs_panel.openRequested.connect(self.open_run)
         self.runs_panel.overlayChanged.connect(self.set_overlays)
         self.runs_panel.runDeleted.connect(self._run_deleted)
+        self.runs_panel.resumeRequested.connect(self.resume_run)
+        self.runs_panel.forkRequested.connect(self.fork_run)
         c.roundRequested.connect(self._round_requested)
         self.rank_tab.roundDone.connect(self._round_ranked)
         self.rank_tab.useModelRequested.connect(self._use_reward_model)
@@ -182,9 +184,20 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
             return
         if self.controller.busy:
             return
+        try:
+            plan = self._fork_plan(cfg)
+        except ValueError as error:
+            self._refused("Cannot fork", str(error))
+            return
+        self._fork_done()
+        self._begin(cfg, plan, "Loading the base model…")
+
+    def _begin(self, cfg: RunConfig, plan, text: str) -> None:
+        """Start `cfg` as a new run, or carry on `plan` (a resume or fork; core.train_state)."""
         self.live_series = RunSeries()
         self.live_id = None
         self.opened = None
+        self._plan = plan
         self.samples.clear()
         task = get_task(cfg.task)
         self.samples.set_reward_range(*task.reward_range)
@@ -192,11 +205,11 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
         self._show_kl_target(cfg)
         self._redraw_runs()
         self.progress.setRange(0, cfg.steps)
-        self.progress.setValue(0)
+        self.progress.setValue(plan.step if plan else 0)
         self.progress.setVisible(True)
         self._first_step_at = 0.0
-        self.status_text.setText("Loading the base model…")
-        self.controller.start(cfg)
+        self.status_text.setText(text)
+        self.controller.start(cfg, resume=plan)
 
     @Slot(str)
     def _state_changed(self, state: str) -> None:
@@ -214,6 +227,8 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
     @Slot(str)
     def _run_started(self, run_id: str) -> None:
         self.live_id = run_id
+        if getattr(self, "_plan", None) is not None:   # its stored steps, up to the new ones
+            self.live_series = load_run_series(self.store, run_id)
         self.runs_panel.refresh()
         self.runs_panel.mark_live(run_id)
         self._redraw_runs()
@@ -254,30 +269,6 @@ class MainWindow(WindowMenus, WindowFeedback, QMainWindow):
             f"reward {metrics.get('reward/mean', float('nan')):+.3f} · "
             f"true {metrics.get('reward/true_mean', float('nan')):+.3f} · "
             f"KL {metrics.get('kl/mean', float('nan')):.3f} · β {metrics.get('kl/beta', 0):.3g}")
-
-    @Slot(str, str)
-    def _run_ended(self, run_id: str, status: str) -> None:
-        self.progress.setVisible(False)
-        steps = len(self.live_series.get("reward/mean") or []) if self.live_series else 0
-        self.status_text.setText(f"Run {run_id} {status} after {steps} steps — saved.")
-        self.runs_panel.refresh()
-        self.runs_panel.mark_live(None)
-        self.rank_tab.panel.cancel_round()
-        self._list_checkpoints()
-
-    @Slot(str, str)
-    def _run_failed(self, run_id: str, text: str) -> None:
-        self.progress.setVisible(False)
-        self.last_error = text
-        self.runs_panel.refresh()
-        self.runs_panel.mark_live(None)
-        self.status_text.setText(f"Run {run_id} failed; finished steps are saved.")
-        box = QMessageBox(QMessageBox.Critical, "Training failed",
-                          "Training stopped with an error. The steps it finished are saved "
-                          f"in run {run_id}.", QMessageBox.Ok, self)
-        box.setObjectName("errorBox")
-        box.setDetailedText(text)
-        box.open()
 
     # --- live edits: the panel shows a value as applied only once a step echoes it
     def _live_edit(self, changes: dict) -> None:

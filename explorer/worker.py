@@ -68,6 +68,7 @@ class TrainingThread(QThread):
         self._trainer = None
         self.run_id: str | None = resume.run_id if resume is not None else None
         self._answers: queue.Queue = queue.Queue()   # a person's round, from the GUI thread
+        self._opened = False            # the run exists (created, or reopened by a resume)
         TrainingThread.instances.add(self)
 
     # --- called from the GUI thread
@@ -149,6 +150,12 @@ class TrainingThread(QThread):
                 on_trainer=self._adopt, feedback=self if person else None,
                 control=self.control, on_run=self._on_run, resume=self.resume)
             self.runFinished.emit(self.run_id or "", status)
+        except ValueError as error:
+            if not self._opened:   # refused before the run existed or reopened: one line
+                self.runFailed.emit("", str(error))
+            else:
+                log.exception("training failed")
+                self.runFailed.emit(self.run_id or "", traceback.format_exc())
         except Exception:  # shown to the user in a dialog; the run is already marked failed
             log.exception("training failed")
             self.runFailed.emit(self.run_id or "", traceback.format_exc())
@@ -160,5 +167,5 @@ class TrainingThread(QThread):
                 store.close()
 
     def _on_run(self, run_id: str) -> None:
-        self.run_id = run_id
+        self.run_id, self._opened = run_id, True
         self.runStarted.emit(run_id)

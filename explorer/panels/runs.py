@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from core.runs import RunInfo, RunStore
 from explorer.panels.common import empty_stack, is_dark, muted_label, setup_table
+from explorer.panels.run_menu import add_resume_actions
 
 # Status and steps come right after the name: a dock is ~360 px wide and they matter most.
 COLUMNS = ("", "Name / id", "Status", "Steps", "Task", "Objective", "Reward source", "Created")
@@ -94,6 +95,8 @@ class RunsPanel(QWidget):
     overlayChanged = Signal(list)
     deleteRequested = Signal(str)
     runDeleted = Signal(str)
+    resumeRequested = Signal(str, int)    # run id, the saved step to resume from (-1: the last)
+    forkRequested = Signal(str, int)      # run id, the saved step a new run starts from
 
     def __init__(self, store: RunStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -384,6 +387,9 @@ class RunsPanel(QWidget):
             folder = self.store.runs_dir / run_id
             menu.addAction("Show folder", lambda: QDesktopServices.openUrl(
                 QUrl.fromLocalFile(str(folder))))
+        if self.store is not None:
+            add_resume_actions(menu, self.store, run_id, self.resumeRequested.emit,
+                               self.forkRequested.emit)
         menu.addSeparator()
         menu.addAction("Delete…", lambda: self.delete_run(run_id))
         menu.exec(self.table.viewport().mapToGlobal(pos))

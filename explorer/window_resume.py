@@ -1,0 +1,144 @@
+"""The main window's run recovery (a mixin of `MainWindow`): Resume and Fork from the runs panel,
+a run refused before it started, and a run that diverged.
+
+Resume and fork plans come from `core.train_state` (the same checks as `train --resume`); the
+window only asks the questions a person must answer: how many steps in all, and whether the
+steps after an earlier checkpoint may go.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+from core.config import RunConfig
+
+
+class WindowResume:
+    _fork: tuple[str, int] | None = None     # the next Start forks this run at this step
+
+    # --- resume
+    def resume_run(self, run_id: str, step: int = -1, steps: int | None = None) -> bool:
+        """Carry `run_id` on under its id from its last saved state (step -1) or `step`, to
+        `steps` in all (asked for when the run had already reached its own count)."""
+        from core.train_state import plan_resume
+
+        if self.controller.busy:
+            self.status_text.setText("Stop the current run before resuming another.")
+            return False
+        from_step = None if step < 0 else step
+        try:
+            if steps is None:
+                steps = self._resume_total(run_id, from_step)
+                if steps is None:
+                    return False
+            plan = plan_resume(self.store, run_id, steps, from_step)
+        except ValueError as error:
+            self._refused("Cannot resume", str(error))
+            return False
+        if plan.dropped and not self._confirm(
+                "Replace later steps?",
+                f"Resuming run {run_id} from step {plan.step} deletes the {plan.dropped} "
+                f"steps stored after it, and trains them again."):
+            return False
+        self._fork_done()
+        self.panel.set_config(plan.cfg)
+        self._begin(plan.cfg, plan, f"Resuming {run_id} from step {plan.step}…")
+        return True
+
+    def _resume_total(self, run_id: str, from_step: int | None) -> int | None:
+        """The run's own step count, or (it has done them all) the total the person asks for."""
+        info = self.store.get_run(run_id)
+        planned = RunConfig.from_dict(self.store.run_config(run_id)).steps
+        done = from_step if from_step is not None else info.steps_done
+        if done < planned:
+            return planned
+        total, ok = QInputDialog.getInt(
+            self, "Resume", f"Run {run_id} has done its {info.steps_done} steps. Carry it on "
+            "to how many steps in all?", 2 * max(planned, done), done + 1, 100_000)
+        return total if ok else None
+
+    # --- fork
+    def fork_run(self, run_id: str, step: int) -> None:
+        """Put the saved state's knobs in the panel; the next Start runs them as a new run that
+        starts from that state (and shows the parent's steps before it)."""
+        from core.runs_read import UnknownRun
+        from core.train_state import TrainState, state_path
+
+        if self.controller.busy:
+            self.status_text.setText("Stop the current run before forking one.")
+            return
+        try:
+            path = dict(self.store.checkpoints(run_id)).get(step)
+            if path is None:
+                raise ValueError(f"run {run_id} has no checkpoint at step {step}")
+            cfg = TrainState.load(state_path(path)).cfg
+        except (ValueError, UnknownRun) as error:
+            self._refused("Cannot fork", str(error))
+            return
+        self._fork = (run_id, step)
+        self.panel.set_config(cfg)
+        self.controls.start_button.setText("Start fork")
+        self.status_text.setText(f"Fork of {run_id} at step {step}: change the knobs, then "
+                                 "Start (task, objective and reward source stay).")
+
+    def _fork_plan(self, cfg: RunConfig):
+        """The plan for Start when a fork is set up, else None; ValueError when refused."""
+        from core.train_state import plan_fork
+
+        if self._fork is None:
+            return None
+        run_id, step = self._fork
+        return plan_fork(self.store, run_id, step, cfg)
+
+    def _fork_done(self) -> None:
+        self._fork = None
+        self.controls.start_button.setText("Start")
+
+    # --- outcomes
+    def _run_ended(self, run_id: str, status: str) -> None:
+        self.progress.setVisible(False)
+        steps = len(self.live_series.get("reward/mean") or []) if self.live_series else 0
+        self.status_text.setText(f"Run {run_id} {status} after {steps} steps — saved.")
+        self.runs_panel.refresh()
+        self.runs_panel.mark_live(None)
+        self.rank_tab.panel.cancel_round()
+        self._list_checkpoints()
+        if status == "diverged":
+            self._show_divergence(run_id)
+
+    def _run_failed(self, run_id: str, text: str) -> None:
+        self.progress.setVisible(False)
+        self.runs_panel.refresh()
+        self.runs_panel.mark_live(None)
+        if not run_id:   # refused before a run existed (a bad device, a missing model)
+            self._refused("Run not started", text)
+            return
+        self.last_error = text
+        self.status_text.setText(f"Run {run_id} failed; finished steps are saved.")
+        box = QMessageBox(QMessageBox.Critical, "Training failed",
+                          "Training stopped with an error. The steps it finished are saved "
+                          f"in run {run_id}.", QMessageBox.Ok, self)
+        box.setObjectName("errorBox")
+        box.setDetailedText(text)
+        box.open()
+
+    def _refused(self, title: str, message: str) -> None:
+        """Input refused before any run existed: one line, no traceback."""
+        self.status_text.setText(f"{title}: {message}")
+        box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self)
+        box.setObjectName("refusedBox")
+        box.open()
+
+    def _confirm(self, title: str, text: str) -> bool:
+        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
+
+    def _show_divergence(self, run_id: str) -> None:
+        """Mark the step on the plots and say what went non-finite."""
+        error = self.store.run_error(run_id) or "diverged"
+        events = [e for e in self.store.events(run_id) if e["kind"] == "diverged"]
+        if events and self.live_series is not None:
+            self.live_series.add_event(f"diverged: {events[-1]['payload'].get('what', '')}",
+                                       events[-1]["step"])
+            self._redraw_runs()
+        self.status_text.setText(f"Run {run_id} {error}. The last good checkpoint is kept; "
+                                 "Resume or Fork it from the runs list.")
