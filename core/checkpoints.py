@@ -41,7 +41,10 @@ def save_checkpoint(path, model: GPT, meta: dict | None = None) -> None:
         "gpt_config": json.dumps(model.config.to_dict()),
         "meta": meta_json,
     }
-    save_file(tensors, str(path), metadata=metadata)
+    from core.storage import atomic_write
+
+    # whole or absent after a crash, and 0644 like any data file (safetensors writes 0600)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     log.info("saved checkpoint %s (%d tensors)", path, len(tensors))
 
 

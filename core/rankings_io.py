@@ -151,12 +151,11 @@ def export_rankings(store: RankingStore, path, fmt: str, task: str | None = None
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a file name")
-    tmp = path.with_name(path.name + ".part")
+    from core.storage import atomic_write_text, describe
+
     try:
-        tmp.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
-                       encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, "".join(json.dumps(x, ensure_ascii=False) + "\n"
+                                        for x in lines))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"cannot write {path}: {exc.strerror}") from exc
+        raise ValueError(f"cannot write {path}: {describe(exc)}") from exc
     return len(lines)

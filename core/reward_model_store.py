@@ -10,7 +10,6 @@ JSON last, so a model that is listed is whole. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -29,11 +28,6 @@ def models_dir(data_dir) -> Path:
     return Path(data_dir).expanduser() / FOLDER
 
 
-def _replace(tmp: Path, final: Path) -> None:
-    os.chmod(tmp, 0o644)  # a model is shareable data, like a checkpoint
-    os.replace(tmp, final)
-
-
 def save_reward_model(data_dir, name: str, model, meta: dict) -> Path:
     """Write `model` (a core.reward_model.RewardModel) as NAME; replaces an older NAME."""
     from safetensors.torch import save_file
@@ -45,12 +39,12 @@ def save_reward_model(data_dir, name: str, model, meta: dict) -> Path:
     tensors = {k: v.detach().to("cpu").clone().contiguous()
                for k, v in model.state_dict().items()}
     config = json.dumps(model.trunk.config.to_dict())
-    tmp = weights.with_name(weights.name + ".part")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "gpt_config": config})
-    _replace(tmp, weights)
-    tmp = info.with_name(info.name + ".part")
-    tmp.write_text(json.dumps({"name": name, **meta}, indent=2) + "\n")
-    _replace(tmp, info)
+    from core.storage import atomic_write, atomic_write_text
+
+    # the weights first: a model is listed only when its JSON exists beside whole weights
+    atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata={
+        "format": "pt", "gpt_config": config}))
+    atomic_write_text(info, json.dumps({"name": name, **meta}, indent=2) + "\n")
     return weights
 
 

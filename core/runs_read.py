@@ -41,6 +41,30 @@ class RunInfo:
     name: str | None
 
 
+def safetensors_problem(path: Path) -> str | None:
+    """None when `path` starts like a whole safetensors file (an 8-byte length, then that many
+    bytes of JSON header, within the file), else what is wrong; reads only the header."""
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return "is empty or cut short"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8 or n > 100_000_000:
+                return "is cut short or not a safetensors file"
+            json.loads(f.read(n))
+    except FileNotFoundError:
+        return "is missing"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    except ValueError:
+        return "has a damaged header"
+    return None
+
+
 def _from_db(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
@@ -153,3 +177,21 @@ class RunReader:
         key = self._key(run_id)
         return [(s, self.data_dir / p) for s, p in self._conn.execute(
             "SELECT step, path FROM checkpoints WHERE run_key = ? ORDER BY step", (key,))]
+
+    def damage(self, run_id: str) -> str | None:
+        """What is wrong with a run's files, or None: its folder gone, a checkpoint missing or
+        not a safetensors file, its config unreadable. Cheap (a stat and a header read per
+        checkpoint), so a list can show it for every run; never raises for a damaged run."""
+        try:
+            json.loads(self._conn.execute("SELECT config_json FROM runs WHERE id = ?",
+                                          (run_id,)).fetchone()[0])
+        except (TypeError, ValueError):
+            return "its stored config is unreadable"
+        checkpoints = self.checkpoints(run_id)
+        if checkpoints and not (self.runs_dir / run_id).is_dir():
+            return f"its folder {self.runs_dir / run_id} is missing"
+        for step, path in checkpoints:
+            problem = safetensors_problem(path)
+            if problem:
+                return f"the checkpoint of step {step} {problem}"
+        return None

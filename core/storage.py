@@ -20,6 +20,9 @@ from urllib.parse import quote
 import platformdirs
 
 ENV_VAR = "RLHF_EXPLORER_DATA"
+# How long a writer waits for another one's transaction before "locked": a step's commit takes
+# milliseconds, so 30 s means the other side is stuck, not busy.
+LOCK_TIMEOUT_S = 30.0
 
 
 def default_data_dir() -> Path:
@@ -74,8 +77,9 @@ def connect(path: Path, read_only: bool, what: str) -> sqlite3.Connection:
         if not writable(path.parent):
             uri += "&immutable=1"
     try:
-        conn = (sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None) if read_only
-                else sqlite3.connect(path, timeout=30, isolation_level=None))
+        conn = (sqlite3.connect(uri, uri=True, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+                if read_only else
+                sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None))
     except sqlite3.Error as exc:
         raise database_error(path, exc, what) from exc
     try:
@@ -93,7 +97,8 @@ def database_error(path: Path, exc: sqlite3.Error, what: str) -> ValueError:
     """The message for a database that cannot be used, with the fix for each kind of cause."""
     text = str(exc)
     if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
-        return ValueError(f"the {what} {path} is locked by another program (waited 30 s); "
+        return ValueError(f"the {what} {path} is locked by another program (waited "
+                          f"{LOCK_TIMEOUT_S:g} s); "
                           "close it, or wait for the run writing to it to end")
     if isinstance(exc, sqlite3.OperationalError) and ("readonly" in text or "read-only" in text
                                                       or "unable to open" in text):
@@ -114,7 +119,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None],
     given `mode` (less the umask) and renamed over `path`. A crash leaves the old file or the
     new one, never half of one."""
     path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temp name keeps the extension: Qt picks an image format by it.
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}",
+                                dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:

@@ -321,15 +321,20 @@ def cmd_pretrain(args) -> int:
 def cmd_runs(args) -> int:
     with _store(args, read_only=True) as store:
         runs = store.list_runs()
-    rows = [{"id": r.id, "task": r.task, "algo": r.algo, "reward_source": r.reward_source,
-             "steps": r.steps_done, "status": r.status, "created": r.created_at} for r in runs]
+        # a damaged run is listed, and says what is wrong; it never stops the list
+        rows = [{"id": r.id, "task": r.task, "algo": r.algo, "reward_source": r.reward_source,
+                 "steps": r.steps_done, "status": r.status, "created": r.created_at,
+                 "damaged": store.damage(r.id)} for r in runs]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
         print("no runs yet; start one with `rlhf-explorer train --task sentiment --algo grpo`")
         return 0
-    print_table(rows, ["id", "task", "algo", "reward_source", "steps", "status"])
+    for row in rows:
+        row["note"] = f"damaged: {row['damaged']}" if row["damaged"] else ""
+    print_table(rows, ["id", "task", "algo", "reward_source", "steps", "status"]
+                + (["note"] if any(r["note"] for r in rows) else []))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The runs panel's Resume and Fork actions, from the saved states of a run (core/train_state.py).
+"""The runs panel's row texts (short ids and times) and its Resume and Fork actions, from the
+saved states of a run (core/train_state.py).
 
 Resume carries a run on under its id (from its last state, or an earlier one, which replaces the
 steps after it once the window has asked); Fork starts a new run from any saved state, with the
@@ -6,6 +7,9 @@ knobs the hyperparameter panel holds then.
 """
 
 from __future__ import annotations
+
+import re
+from datetime import datetime
 
 from PySide6.QtWidgets import QMenu
 
@@ -33,3 +37,26 @@ def add_resume_actions(menu: QMenu, store, run_id: str, resume, fork) -> None:
         branch.addAction(f"{step}", lambda s=step: fork(run_id, s))
     earlier.setEnabled(len(saved) > 1 and not running)
     branch.setEnabled(bool(saved))
+
+
+_TIME_PREFIX = re.compile(r"^\d{8}-\d{6}-")
+
+
+def short_id(run_id: str) -> str:
+    """A run id without its start-time prefix (shown in the Created column already):
+    "20261124-081530-ppo-sentiment-3f2a" -> "ppo-sentiment-3f2a"."""
+    return _TIME_PREFIX.sub("", run_id) or run_id
+
+
+def short_time(iso_utc: str, now: datetime | None = None) -> str:
+    """A stored UTC timestamp as short local time: "14:05" today, "24 Nov 14:05" this year."""
+    try:
+        when = datetime.fromisoformat(iso_utc).astimezone()
+    except ValueError:
+        return iso_utc
+    now = now or datetime.now().astimezone()
+    if when.date() == now.date():
+        return when.strftime("%H:%M")
+    if when.year == now.year:
+        return when.strftime("%d %b %H:%M").lstrip("0")
+    return when.strftime("%Y-%m-%d")

@@ -8,8 +8,6 @@ The store belongs to the GUI thread: a `RunStore` is usable only on the thread t
 from __future__ import annotations
 
 import html
-import re
-from datetime import datetime
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, QUrl, Signal
 from PySide6.QtGui import (
@@ -36,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from core.runs import RunInfo, RunStore
 from explorer.panels.common import empty_stack, is_dark, muted_label, setup_table
-from explorer.panels.run_menu import add_resume_actions
+from explorer.panels.run_menu import add_resume_actions, short_id, short_time
 
 # Status and steps come right after the name: a dock is ~360 px wide and they matter most.
 COLUMNS = ("", "Name / id", "Status", "Steps", "Task", "Objective", "Reward source", "Created")
@@ -47,29 +45,6 @@ EMPTY_TEXT = "No runs yet — press Start, or run `rlhf-explorer train` in a ter
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 SEARCH_ROLE = Qt.ItemDataRole.UserRole + 3
-_TIME_PREFIX = re.compile(r"^\d{8}-\d{6}-")
-
-
-def short_id(run_id: str) -> str:
-    """A run id without its start-time prefix (shown in the Created column already):
-    "20261124-081530-ppo-sentiment-3f2a" -> "ppo-sentiment-3f2a"."""
-    return _TIME_PREFIX.sub("", run_id) or run_id
-
-
-def short_time(iso_utc: str, now: datetime | None = None) -> str:
-    """A stored UTC timestamp as short local time: "14:05" today, "24 Nov 14:05" this year."""
-    try:
-        when = datetime.fromisoformat(iso_utc).astimezone()
-    except ValueError:
-        return iso_utc
-    now = now or datetime.now().astimezone()
-    if when.date() == now.date():
-        return when.strftime("%H:%M")
-    if when.year == now.year:
-        return when.strftime("%d %b %H:%M").lstrip("0")
-    return when.strftime("%Y-%m-%d")
-
-
 class _RunFilter(QSortFilterProxyModel):
     """Matches the filter text, case-insensitively, against a row's id, name, task and algo."""
 
@@ -103,6 +78,7 @@ class RunsPanel(QWidget):
         self.store: RunStore | None = None
         self._live: str | None = None
         self._overlay: list[str] = []
+        self._damages: dict[str, tuple] = {}
 
         self.model = QStandardItemModel(0, len(COLUMNS), self)
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
@@ -291,7 +267,10 @@ class RunsPanel(QWidget):
             error = self.store.run_error(info.id) if self.store is not None else None
             error = html.escape(error or "no error recorded")
             tip = f"<qt><b>Failed</b><br><pre>{error}</pre></qt>"
-        put(STATUS, f"● {info.status}", sort=info.status, tip=tip)
+        damage = self._damage(info)
+        if damage:
+            tip = f"<qt>{tip or info.status}<br><b>Damaged:</b> {html.escape(damage)}</qt>"
+        put(STATUS, f"● {info.status}" + (" ⚠" if damage else ""), sort=info.status, tip=tip)
         self.model.item(row, STATUS).setForeground(self._status_colour(info.status))
         put(CREATED, short_time(info.created_at), sort=sort_key, tip=info.created_at)
         if self._live is not None:
@@ -302,6 +281,16 @@ class RunsPanel(QWidget):
                     font = item.font()
                     font.setBold(bold)
                     item.setFont(font)
+
+    def _damage(self, info: RunInfo) -> str | None:
+        """The store's `damage` of a run, looked at again only when the run changed."""
+        if self.store is None:
+            return None
+        key = (info.steps_done, info.status)
+        cached = self._damages.get(info.id)
+        if cached is None or cached[0] != key:
+            cached = self._damages[info.id] = (key, self.store.damage(info.id))
+        return cached[1]
 
     def _status_colour(self, status: str) -> QColor:
         colour = QColor(STATUS_COLOURS.get(status, "#808080"))

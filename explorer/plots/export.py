@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from core.storage import atomic_write
 from explorer.plots.series import MetricSeries
 
 if TYPE_CHECKING:
@@ -24,13 +25,17 @@ CSV_HEADER = ("run", "metric", "step", "time_s", "value")
 def write_long_csv(path: str | Path, series: Iterable[tuple[str, str, MetricSeries]]) -> Path:
     """One row per stored point, long format, so any tool can pivot it by run and metric."""
     path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(CSV_HEADER)
-        for run, metric, s in series:
-            # repr keeps full float precision; NaN is written as "nan", which pandas reads.
-            for step, time_s, value in zip(s.steps, s.times, s.values, strict=True):
-                writer.writerow((run, metric, _num(step), _num(time_s), repr(float(value))))
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_HEADER)
+            for run, metric, s in series:
+                # repr keeps full float precision; NaN is written as "nan", which pandas reads.
+                for step, time_s, value in zip(s.steps, s.times, s.values, strict=True):
+                    writer.writerow((run, metric, _num(step), _num(time_s), repr(float(value))))
+
+    atomic_write(path, write)
     return path
 
 
@@ -51,25 +56,31 @@ def render_png(widget: QWidget, path: str | Path, size: QSize, background: QColo
         widget.render(painter, QPoint(0, 0))
     finally:
         painter.end()
-    if not image.save(str(path)):
-        raise OSError(f"could not write {path}")
+    def write(tmp: Path) -> None:
+        if not image.save(str(tmp)):
+            raise OSError(f"could not write {path}")
+
+    atomic_write(path, write)
     return Path(path)
 
 
 def render_svg(widget: QWidget, path: str | Path, title: str) -> Path:
     """Paint `widget` into an SVG: Qt's painter emits vector paths and real text elements."""
-    generator = QSvgGenerator()
-    generator.setFileName(str(path))
-    generator.setSize(widget.size())
-    generator.setViewBox(QRectF(0, 0, widget.width(), widget.height()))
-    generator.setTitle(title)
-    painter = QPainter(generator)
-    try:
-        widget.render(painter, QPoint(0, 0))
-    finally:
-        painter.end()
-    if not Path(path).exists():
-        raise OSError(f"could not write {path}")
+    def write(tmp: Path) -> None:
+        generator = QSvgGenerator()
+        generator.setFileName(str(tmp))
+        generator.setSize(widget.size())
+        generator.setViewBox(QRectF(0, 0, widget.width(), widget.height()))
+        generator.setTitle(title)
+        painter = QPainter(generator)
+        try:
+            widget.render(painter, QPoint(0, 0))
+        finally:
+            painter.end()
+        if not tmp.stat().st_size:
+            raise OSError(f"could not write {path}")
+
+    atomic_write(path, write)
     return Path(path)
 
 

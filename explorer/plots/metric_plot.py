@@ -13,6 +13,7 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from core.storage import atomic_write
 from explorer.plots import style
 from explorer.plots.export import add_export_actions, write_long_csv
 from explorer.plots.items import Band, Curve, make_band, make_curve, make_reference_line
@@ -378,14 +379,14 @@ class MetricPlot(QWidget):
         exporter = exporters.ImageExporter(self.plot_item)
         exporter.parameters()["width"] = int(width)
         exporter.parameters()["background"] = style.theme_of(self).base
-        exporter.export(str(path))
+        atomic_write(path, lambda tmp: exporter.export(str(tmp)))
         return Path(path)
 
     def export_svg(self, path: str | Path) -> Path:
         self.refresh()
         exporter = exporters.SVGExporter(self.plot_item)
         exporter.parameters()["background"] = style.theme_of(self).base
-        exporter.export(str(path))
+        atomic_write(path, lambda tmp: exporter.export(str(tmp)))
         return Path(path)
 
     def csv_series(self) -> list[tuple[str, str, MetricSeries]]:
