@@ -145,15 +145,27 @@ class RunStore(RunReader):
     @contextmanager
     def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """One transaction. Writes take the write lock up front (IMMEDIATE) so that busy waiting
-        applies; multi-query reads use DEFERRED to see one consistent snapshot."""
-        self._conn.execute(f"BEGIN {mode}")
+        applies; multi-query reads use DEFERRED to see one consistent snapshot. A database that
+        is locked, read-only, full or damaged raises ValueError saying so (core.storage)."""
+        from core.storage import database_error
+
+        try:
+            self._conn.execute(f"BEGIN {mode}")
+        except sqlite3.OperationalError as exc:
+            raise database_error(self.path, exc, "run store") from exc
         try:
             yield self._conn
-        except BaseException:
+        except BaseException as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                    exc, sqlite3.IntegrityError):
+                raise database_error(self.path, exc, "run store") from exc
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise database_error(self.path, exc, "run store") from exc
 
     def migrate(self) -> int:
         """Bring the file to SCHEMA_VERSION (idempotent; run on open) and return the version."""

@@ -69,10 +69,9 @@ def run_command(func, args: argparse.Namespace) -> int:
         return 2
     except (ValueError, UsageError) as exc:
         _say(command, str(exc))
-    except sqlite3.Error as exc:
-        from core.storage import database_error
-
-        _say(command, str(database_error(getattr(exc, "path", "a database"), exc, "store")))
+    except sqlite3.Error as exc:   # a read that met a damaged page, say
+        _say(command, f"a database in the data folder failed ({exc}); if this repeats, move "
+                      "runs.db or rankings.db aside, or restore it from a backup")
     except OSError as exc:
         from core.storage import describe
 

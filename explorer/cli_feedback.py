@@ -1,7 +1,8 @@
 """Headless commands for human feedback: `rankings import|export|list` and `rm train|list`.
 
 Like the rest of the CLI: no Qt, one line on stderr and exit 2 for bad input, and an import that
-fails leaves the store as it was.
+fails leaves the store as it was. `rankings list|export` and `rm list` only read: they open the
+store read-only and create nothing.
 """
 
 from __future__ import annotations
@@ -67,10 +68,10 @@ def register(subparsers, data_dir: dict) -> None:
     q.set_defaults(func=cmd_rm_list)
 
 
-def _data_dir(args):
-    from core.runs import resolve_data_dir
+def _data_dir(args, create: bool = True):
+    from core.storage import resolve_data_dir
 
-    return resolve_data_dir(getattr(args, "data_dir", None))
+    return resolve_data_dir(getattr(args, "data_dir", None), create=create)
 
 
 @guarded
@@ -91,7 +92,7 @@ def cmd_rankings_export(args) -> int:
     from core.rankings import RankingStore
     from core.rankings_io import export_rankings
 
-    with RankingStore(_data_dir(args)) as store:
+    with RankingStore(_data_dir(args, create=False), read_only=True) as store:
         n = export_rankings(store, args.file, args.format, args.task)
     print(f"wrote {n} {args.format} lines to {args.file}")
     return 0
@@ -101,7 +102,7 @@ def cmd_rankings_export(args) -> int:
 def cmd_rankings_list(args) -> int:
     from core.rankings import RankingStore
 
-    with RankingStore(_data_dir(args)) as store:
+    with RankingStore(_data_dir(args, create=False), read_only=True) as store:
         rows = store.summary()
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -158,7 +159,7 @@ def _fmt(x: float | None) -> str:
 def cmd_rm_list(args) -> int:
     from core.reward_model_store import list_reward_models
 
-    models = list_reward_models(_data_dir(args))
+    models = list_reward_models(_data_dir(args, create=False))
     if args.json:
         clean = [{**m, "metrics": {k: _num(v) for k, v in m.get("metrics", {}).items()}}
                  for m in models]
