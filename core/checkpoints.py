@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import torch
 
@@ -18,8 +19,15 @@ from core.model import GPT, GPTConfig
 
 log = logging.getLogger(__name__)
 
+ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
+
 # Bumped when the tensor names or metadata layout of checkpoints change.
 CHECKPOINT_FORMAT = "rlhf-explorer-gpt/1"
+
+
+def default_checkpoint(task: str) -> Path:
+    """The base model shipped for `task` (`rlhf-explorer pretrain` makes it)."""
+    return ASSETS_DIR / f"{task}.safetensors"
 
 
 def save_checkpoint(path, model: GPT, meta: dict | None = None) -> None:

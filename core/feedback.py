@@ -19,6 +19,7 @@ import torch
 
 from core.annotator import SimulatedAnnotator
 from core.batching import encode_pairs, encode_prompts
+from core.rankings import SOURCES
 from core.reward_model import Ranking, train_reward_model, with_true_rewards
 from core.tokenizer import TOKENIZER
 
@@ -118,16 +119,15 @@ def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, fl
 
 
 def train_from_store(data_dir, task_name: str, loss: str = "bradley_terry",
-                     sources=("person", "simulated", "imported"), name: str | None = None,
+                     sources=SOURCES, name: str | None = None,
                      steps: int = 150, lr: float = 3e-4, seed: int = 0, device="cpu",
                      progress=None, on_step=None, stop=None):
     """Train a reward model on the stored rankings of `task_name` (the chosen sources) and, with
     a name, save it. Returns (model, metrics, meta)."""
-    from core.checkpoints import load_checkpoint
+    from core.checkpoints import default_checkpoint, load_checkpoint
     from core.rankings import RankingStore
     from core.reward_model_store import check_name, save_reward_model
     from core.tasks import get_task
-    from core.trainer import default_checkpoint
 
     task = get_task(task_name)
     if name is not None:

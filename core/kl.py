@@ -123,25 +123,6 @@ class AdaptiveKLController:
         return self.beta
 
 
-class ProportionalKLController:
-    """Ziegler et al. (2019) / TRL / OpenRLHF: a proportional rule, not the lecture's.
-
-    e = clip(kl / target - 1, -0.2, 0.2);  beta *= 1 + e * n_steps / horizon.
-    Moves beta smoothly instead of by factors of two.
-    """
-
-    def __init__(self, beta: float, target: float, horizon: int = 10000, n_steps: int = 1):
-        self.beta = _positive("beta", beta)
-        self.target = _positive("target", target)
-        self.horizon = _positive("horizon", horizon)
-        self.n_steps = n_steps
-
-    def update(self, kl) -> float:
-        error = min(max(float(kl) / self.target - 1.0, -0.2), 0.2)
-        self.beta *= 1.0 + error * self.n_steps / self.horizon
-        return self.beta
-
-
 class FixedKLController:
     """A constant beta, for comparing against the adaptive rules (PPO paper, Table 1)."""
 

@@ -108,7 +108,7 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
         store.finish_run(run_id, status)
         return run_id, status
     except Diverged as exc:
-        log.warning("run %s %s", run_id, exc)
+        log.info("run %s %s", run_id, exc)   # the caller says it to the person
         store.log_event(run_id, exc.step, "diverged", {"step": exc.step, "what": exc.what})
         if exc.params_intact and trainer.step_index:
             _checkpoint(store, run_id, trainer)   # the policy after the last good step

@@ -22,7 +22,7 @@ import torch
 
 from core.algorithms import PolicyOutput, Rollout, make_objective
 from core.batching import encode_prompts
-from core.checkpoints import load_checkpoint, resolve_device
+from core.checkpoints import ASSETS_DIR, default_checkpoint, load_checkpoint, resolve_device  # noqa: F401  (re-exported)
 from core.config import RunConfig, live_fields
 from core.faults import Diverged, check_params, nonfinite
 from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
@@ -34,13 +34,6 @@ from core.tensor_utils import masked_mean
 from core.tokenizer import TOKENIZER
 
 log = logging.getLogger(__name__)
-
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "assets"
-
-
-def default_checkpoint(task: str) -> Path:
-    return ASSETS_DIR / f"{task}.safetensors"
-
 
 @dataclass(frozen=True)
 class StepResult:

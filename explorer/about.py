@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from explorer.app import APP_DISPLAY_NAME, app_version
+from explorer.identity import APP_DISPLAY_NAME, app_version
 
 
 def _dist_version(name: str) -> str:

@@ -19,19 +19,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
-APP_NAME = "rlhf-explorer"
-APP_DISPLAY_NAME = "RLHF Explorer"
-ORGANIZATION = "rlhf-explorer"
+from explorer.identity import APP_DISPLAY_NAME, APP_NAME, ORGANIZATION, app_version
 
-
-def app_version() -> str:
-    """The installed package version, or "dev" when running from an uninstalled tree."""
-    try:
-        return metadata.version(APP_NAME)
-    except metadata.PackageNotFoundError:
-        return "dev"
+__all__ = ["APP_DISPLAY_NAME", "APP_NAME", "ORGANIZATION", "app_version", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

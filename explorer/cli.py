@@ -21,6 +21,7 @@ import time
 
 from core.config import FIELDS
 from explorer.cli_errors import UsageError
+from explorer.cli_output import ProgressLine, print_table
 
 # the README's table of columns a person reads first; `--all` or `--columns` for the rest
 METRIC_COLUMNS = ("reward/mean", "reward/true_mean", "kl/mean", "kl/beta", "loss/total",
@@ -82,12 +83,6 @@ def register(subparsers) -> None:
     register_feedback(subparsers, data_dir)
 
 
-def guarded(func):
-    """Kept for sub-command modules: the handler itself; errors are turned into one line by
-    `explorer.cli_errors.run_command`, which runs every handler."""
-    return func
-
-
 def _store(args, read_only: bool = False):
     from core.runs import RunStore
     from core.storage import resolve_data_dir
@@ -144,60 +139,10 @@ def list_settings(cfg=None) -> str:
     return "\n".join(lines)
 
 
-class ProgressLine:
-    """One status line on stderr: a bar when it is a terminal, a line every 5 s otherwise.
-    Rate and ETA count from `start()` (the first step), so set-up time does not skew them."""
-
-    def __init__(self, total: int, stream=None, first: int = 0):
-        # looked up now, not at import: a redirected stderr (pytest, a wrapper) is the one used
-        stream = stream or sys.stderr
-        self.total, self.stream, self.t0 = total, stream, time.perf_counter()
-        self.first = first           # steps already done before this process (a resume)
-        self.tty = stream.isatty()
-        self._last_print = 0.0
-
-    def start(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def phase(self, name: str, done: int, total: int) -> None:
-        self._emit(f"{name}: {done}/{total}", force=done == total)
-
-    def update(self, step: int, metrics: dict) -> None:
-        done = step + 1
-        elapsed = time.perf_counter() - self.t0
-        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - done) / rate if rate > 0 else math.inf
-        width = 24
-        fill = int(width * done / self.total)
-        bar = "█" * fill + "·" * (width - fill)
-        eta_s = time.strftime("%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "--:--"
-        self._emit(f"step {done}/{self.total} {bar} {rate:.2f} steps/s ETA {eta_s}  "
-                   f"reward {metrics.get('reward/mean', math.nan):+.3f}  "
-                   f"true {metrics.get('reward/true_mean', math.nan):+.3f}  "
-                   f"KL {metrics.get('kl/mean', math.nan):.3f}  "
-                   f"β {metrics.get('kl/beta', math.nan):.3g}", force=done == self.total)
-
-    def _emit(self, text: str, force: bool = False) -> None:
-        now = time.perf_counter()
-        if self.tty:
-            self.stream.write("\r\033[K" + text)
-            if force:
-                self.stream.write("\n")
-        elif force or now - self._last_print >= 5.0:
-            self.stream.write(text + "\n")
-            self._last_print = now
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-
-
 # Ctrl-C and SIGTERM both stop after the current step, save, and exit 128 + the signal.
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
-@guarded
 def cmd_train(args) -> int:
     from core.run_control import RunControl
     from core.session import train_and_record
@@ -273,7 +218,6 @@ def _plan_resume(args, store):
     return plan
 
 
-@guarded
 def cmd_pretrain(args) -> int:
     from pathlib import Path
 
@@ -317,7 +261,6 @@ def cmd_pretrain(args) -> int:
     return 0
 
 
-@guarded
 def cmd_runs(args) -> int:
     with _store(args, read_only=True) as store:
         runs = store.list_runs()
@@ -338,15 +281,6 @@ def cmd_runs(args) -> int:
     return 0
 
 
-def print_table(rows: list[dict], cols: list[str]) -> None:
-    """Left-aligned columns, a header line first (`runs`, `rankings list`)."""
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-
-
-@guarded
 def cmd_metrics(args) -> int:
     with _store(args, read_only=True) as store:
         columns, rows = store.metrics_table(args.run_id)

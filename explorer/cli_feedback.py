@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import sys
 
-from explorer.cli import ProgressLine, UsageError, guarded, print_table
+from core.config import FIELDS
+from core.rankings import SOURCES
+from explorer.cli_errors import UsageError
+from explorer.cli_output import ProgressLine, print_table
 
-LOSSES = ("bradley_terry", "plackett_luce")
-SOURCES = ("person", "simulated", "imported")
+# choices come from where they are defined (RunConfig's metadata, the rankings store), once
+LOSSES = FIELDS["rm_loss"].metadata["choices"]
 
 
 def register(subparsers, data_dir: dict) -> None:
-    from core.config import FIELDS
-
     tasks = FIELDS["task"].metadata["choices"]
     p = subparsers.add_parser("rankings", help="import, export or list stored rankings",
                               description="The rankings store: what people (and the simulated "
@@ -52,10 +53,10 @@ def register(subparsers, data_dir: dict) -> None:
                        "whole prompts, and prints held-out accuracy against the rankings and "
                        "against the task's true reward.")
     q.add_argument("--task", required=True, choices=tasks)
-    q.add_argument("--loss", default="bradley_terry", choices=LOSSES,
+    q.add_argument("--loss", default=FIELDS["rm_loss"].default, choices=LOSSES,
                    help="bradley_terry: all pairs of each ranking; plackett_luce: whole rankings")
     q.add_argument("--name", help="save it under this name (use with --set reward_model=NAME)")
-    q.add_argument("--sources", default="person,simulated,imported",
+    q.add_argument("--sources", default=",".join(SOURCES),
                    help="comma-separated ranking sources to train on (default: all)")
     q.add_argument("--steps", type=int, default=150, help="updates of 16 rankings")
     q.add_argument("--seed", type=int, default=0)
@@ -74,7 +75,6 @@ def _data_dir(args, create: bool = True):
     return resolve_data_dir(getattr(args, "data_dir", None), create=create)
 
 
-@guarded
 def cmd_rankings_import(args) -> int:
     from core.rankings import RankingStore
     from core.rankings_io import import_rankings
@@ -87,7 +87,6 @@ def cmd_rankings_import(args) -> int:
     return 0
 
 
-@guarded
 def cmd_rankings_export(args) -> int:
     from core.rankings import RankingStore
     from core.rankings_io import export_rankings
@@ -98,7 +97,6 @@ def cmd_rankings_export(args) -> int:
     return 0
 
 
-@guarded
 def cmd_rankings_list(args) -> int:
     from core.rankings import RankingStore
 
@@ -115,7 +113,6 @@ def cmd_rankings_list(args) -> int:
     return 0
 
 
-@guarded
 def cmd_rm_train(args) -> int:
     from core.feedback import train_from_store
 
@@ -155,7 +152,6 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-@guarded
 def cmd_rm_list(args) -> int:
     from core.reward_model_store import list_reward_models
 

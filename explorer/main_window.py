@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from core.config import RunConfig
 from core.runs import RunStore, resolve_data_dir
 from core.tasks import get_task
-from explorer.app import APP_DISPLAY_NAME
+from explorer.identity import APP_DISPLAY_NAME
 from explorer.panels.hyperparameters import HyperparameterPanel
 from explorer.panels.math_panel import MathPanel
 from explorer.panels.run_loading import RunFollower, format_changes, load_run_series
@@ -194,10 +194,11 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
 
     def _begin(self, cfg: RunConfig, plan, text: str) -> None:
         """Start `cfg` as a new run, or carry on `plan` (a resume or fork; core.train_state)."""
-        self.live_series = RunSeries()
+        # a resume or fork shows the stored steps it starts from; new ones append
+        self.live_series = (load_run_series(self.store, plan.run_id, before=plan.step)
+                            if plan is not None else RunSeries())
         self.live_id = None
         self.opened = None
-        self._plan = plan
         self.samples.clear()
         task = get_task(cfg.task)
         self.samples.set_reward_range(*task.reward_range)
@@ -227,8 +228,6 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
     @Slot(str)
     def _run_started(self, run_id: str) -> None:
         self.live_id = run_id
-        if getattr(self, "_plan", None) is not None:   # its stored steps, up to the new ones
-            self.live_series = load_run_series(self.store, run_id)
         self.runs_panel.refresh()
         self.runs_panel.mark_live(run_id)
         self._redraw_runs()

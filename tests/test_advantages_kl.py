@@ -9,7 +9,6 @@ from core.advantages import discounted_returns, gae, group_relative_advantages
 from core.kl import (
     AdaptiveKLController,
     FixedKLController,
-    ProportionalKLController,
     kl_estimate,
     kl_penalized_rewards,
 )
@@ -138,8 +137,6 @@ def test_adaptive_kl_bounds_and_interval():
 
 def test_other_controllers():
     assert FixedKLController(0.1).update(50.0) == 0.1
-    ctl = ProportionalKLController(beta=0.2, target=6.0, horizon=10)
-    assert close(ctl.update(12.0), 0.2 * (1 + 0.2 / 10))
     with pytest.raises(ValueError, match="target"):
         AdaptiveKLController(beta=1.0, target=0.0)
 

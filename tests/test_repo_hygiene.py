@@ -26,3 +26,54 @@ def test_ruff_is_clean():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", str(ROOT)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _project_imports() -> dict[str, set[str]]:
+    """module -> the project modules it imports anywhere in its text (lazy imports count)."""
+    import ast
+
+    paths = {}
+    for p in [*(ROOT / "core").rglob("*.py"), *(ROOT / "explorer").rglob("*.py")]:
+        parts = p.relative_to(ROOT).with_suffix("").parts
+        paths[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for name, path in paths.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                deps |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in paths
+                         else node.module for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+        graph[name] = {d for d in deps if d in paths and d != name}
+    return graph
+
+
+def test_no_import_cycles():
+    """A circle of imports (even through a lazy one) means two modules share a concern."""
+    graph = _project_imports()
+    seen, path = set(), []
+
+    def visit(node):
+        if node in path:
+            cycle = path[path.index(node):] + [node]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if node in seen:
+            return
+        path.append(node)
+        for dep in sorted(graph[node]):
+            visit(dep)
+        path.pop()
+        seen.add(node)
+
+    for module in sorted(graph):
+        visit(module)
+
+
+def test_code_points_only_at_files_in_the_repository():
+    """Docstrings once sent readers to DESIGN.md and REFERENCES.md, which live outside it."""
+    hits = [f"{p.relative_to(ROOT)}" for p in [*ROOT.glob("core/**/*.py"),
+                                                *ROOT.glob("explorer/**/*.py"),
+                                                *ROOT.glob("docs/*.md"), ROOT / "README.md"]
+            if re.search(r"\b(DESIGN|REFERENCES)\.md\b", p.read_text())]
+    assert not hits, f"these point outside the repository: {hits}"

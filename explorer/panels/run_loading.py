@@ -27,12 +27,16 @@ def _fmt(value: Any) -> str:
     return f"{float(value):g}"
 
 
-MARKED = ("set", "feedback_round")   # events drawn as markers on the plots
+MARKED = ("set", "feedback_round", "diverged", "fork")   # events drawn as markers on the plots
 
 
 def format_changes(payload: Mapping[str, Any]) -> str:
     """`{"changes": {"lr": 5e-5}, "old": {"lr": 2e-5}}` -> "lr 2e-05→5e-05" (comma-separated);
     an iterated-RLHF round -> "feedback: +8 rankings (40)"."""
+    if payload.get("kind") == "diverged":
+        return f"diverged: {payload.get('what', 'a non-finite value')}"
+    if payload.get("kind") == "fork":
+        return f"fork of {payload.get('from', '?')} at step {payload.get('step', '?')}"
     if payload.get("kind") == "feedback_round":
         return (f"feedback: +{payload.get('new_rankings', 0)} rankings "
                 f"({payload.get('rankings', 0)})")
@@ -70,6 +74,7 @@ class RunFollower:
         self.run_id = run_id
         self.series = series if series is not None else RunSeries()
         self.last_step = -1
+        self.until: int | None = None   # load only the steps (and events) before this one
         self.status: str | None = None
         self._events_seen = 0
 
@@ -86,6 +91,8 @@ class RunFollower:
         self.status = self.store.get_run(self.run_id).status
         added = 0
         for step, metrics in self.store.steps_after(self.run_id, self.last_step):
+            if self.until is not None and step >= self.until:
+                break
             self.series.append({"step": step, **metrics})
             self.last_step = step
             added += 1
@@ -98,7 +105,8 @@ class RunFollower:
             if wait_for_steps and event["step"] > self.last_step and not self.done:
                 break  # its step is still in flight; keep the order, retry next poll
             self._events_seen += 1
-            if event["kind"] not in MARKED:
+            if event["kind"] not in MARKED or (self.until is not None
+                                               and event["step"] >= self.until):
                 continue
             label = format_changes(event["payload"])
             if label:
@@ -106,9 +114,11 @@ class RunFollower:
                 self.series.add_event(label, step, _time_at(self.series, step))
 
 
-def load_run_series(store: RunStore, run_id: str) -> RunSeries:
-    """Every stored step of a run, plus a marker for each mid-run edit ("set" event)."""
+def load_run_series(store: RunStore, run_id: str, before: int | None = None) -> RunSeries:
+    """Every stored step of a run (or those before step `before`), plus a marker for each
+    mid-run edit, feedback round, fork and divergence."""
     follower = RunFollower(store, run_id)
+    follower.until = before
     follower.poll()
     if not follower.done:
         # A live run's trailing event may wait for its step; a one-shot load shows it anyway.

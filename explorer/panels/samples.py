@@ -1,9 +1,10 @@
 """The samples panel: the latest step's completions with their rewards, colour-coded.
 
-Reading the text beside the reward is how a person spots reward hacking (REFERENCES.md): text that
-scores high but reads badly, or a learned reward rising while the true one does not. The table is
-a model/view pair, so a refresh at ~10 Hz swaps one list and repaints; no widget is created per
-call. The last HISTORY_STEPS steps are kept (plain dicts only) for looking back with the slider.
+Reading the text beside the reward is how a person spots reward hacking (docs/design.md): text
+that scores high but reads badly, or a learned reward rising while the true one does not. The
+table is a model/view pair, so a refresh at ~10 Hz swaps one list and repaints; no widget is
+created per call. The last HISTORY_STEPS steps are kept (plain dicts only) for looking back
+with the slider.
 """
 
 from __future__ import annotations

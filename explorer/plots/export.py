@@ -6,7 +6,7 @@ import csv
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import QPoint, QRectF, QSize
 from PySide6.QtGui import QAction, QColor, QImage, QPainter
@@ -16,8 +16,17 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from core.storage import atomic_write
 from explorer.plots.series import MetricSeries
 
-if TYPE_CHECKING:
-    from explorer.plots.metric_plot import MetricPlot
+
+class Exportable(Protocol):
+    """What the export actions need of a panel (a MetricPlot): no import of it, so no cycle."""
+
+    title: str
+    plot_item: object
+    plot_widget: object
+
+    def export_png(self, path: str | Path) -> Path: ...
+    def export_svg(self, path: str | Path) -> Path: ...
+    def export_csv(self, path: str | Path) -> Path: ...
 
 CSV_HEADER = ("run", "metric", "step", "time_s", "value")
 
@@ -87,7 +96,7 @@ def render_svg(widget: QWidget, path: str | Path, title: str) -> Path:
 FILTERS = {"png": "PNG image (*.png)", "svg": "SVG drawing (*.svg)", "csv": "CSV table (*.csv)"}
 
 
-def add_export_actions(panel: MetricPlot) -> None:
+def add_export_actions(panel: Exportable) -> None:
     """Put "Export PNG/SVG/CSV…" at the top of the panel's right-click menu."""
     menu = panel.plot_item.getViewBox().menu
     first = menu.actions()[0] if menu.actions() else None
@@ -102,7 +111,7 @@ def add_export_actions(panel: MetricPlot) -> None:
     panel.plot_widget.scene().contextMenu = []
 
 
-def ask_export(panel: MetricPlot, kind: str) -> None:
+def ask_export(panel: Exportable, kind: str) -> None:
     slug = re.sub(r"[^A-Za-z0-9]+", "_", panel.title).strip("_").lower() or "plot"
     path, _ = QFileDialog.getSaveFileName(
         panel, f"Export {panel.title} as {kind.upper()}", f"{slug}.{kind}", FILTERS[kind])

@@ -1,8 +1,9 @@
 """The plots' data model: growing per-metric buffers and the debiased EMA. Pure numpy, no Qt.
 
-Every point a run reports is kept; only drawing decimates (REFERENCES.md: TensorBoard and W&B
-sample curves down and hide spikes). The buffers are filled on the GUI thread only, from the
-slot that receives the worker's metrics, so they need no locking.
+Every point a run reports is kept; only drawing decimates (TensorBoard and W&B sample curves
+down, which hides the spikes a person most needs to see; docs/design.md). The buffers are
+filled on the GUI thread only, from the slot that receives the worker's metrics, so they need
+no locking.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class RunSeries:
         self.version = 0
 
     def append(self, metrics: Mapping[str, Any]) -> None:
-        """Add one step's metrics dict (keys as in DESIGN.md; `step` and `time_s` are x)."""
+        """Add one step's metrics dict (keys as in docs/metrics.md; `step` and `time_s` are x)."""
         step = _as_float(metrics.get("step"))
         if step is None or not math.isfinite(step):
             # A source without step numbers still gets a usable x axis: the report's index.
