@@ -112,6 +112,11 @@ class RankingStore:
         self._conn = connect(self.path, read_only, "rankings store")
         try:
             version = self._version()
+            if read_only and not version:   # created, killed before its schema committed
+                self._conn.close()
+                self._conn = sqlite3.connect(":memory:", isolation_level=None)
+                self._create_schema()
+                return
             if version > SCHEMA_VERSION:
                 raise ValueError(f"{self.path} has schema version {version}, newer than this "
                                  f"rlhf-explorer understands ({SCHEMA_VERSION}); upgrade it")

@@ -97,14 +97,17 @@ class RunStore(RunReader):
         self.runs_dir = self.data_dir / "runs"
         self.path = self.data_dir / DB_NAME
         self._locks: dict[str, run_lock.RunLock] = {}
-        if read_only and not self.path.exists():
-            # nothing stored yet: an empty store in memory, so reading finds no runs
-            self._conn = sqlite3.connect(":memory:", isolation_level=None)
-            _migrate(self._conn, self.path)
-            return
         if not read_only:
             check_folder(self.runs_dir, what="runs folder")
+        if read_only and not self.path.exists():
+            self._empty()
+            return
         self._conn = connect(self.path, read_only, "run store")
+        if read_only and self._schema_version() == 0:
+            # created but killed before its schema was committed (SIGKILL in the first ms)
+            self._conn.close()
+            self._empty()
+            return
         try:
             self._conn.execute("PRAGMA foreign_keys=ON")
             if read_only:
@@ -121,10 +124,24 @@ class RunStore(RunReader):
             self._conn.close()
             raise
 
-    def _check_version(self) -> None:
+    def _empty(self) -> None:
+        """Nothing stored yet: an empty store in memory, so reading finds no runs."""
+        self._conn = sqlite3.connect(":memory:", isolation_level=None)
+        _migrate(self._conn, self.path)
+
+    def _schema_version(self) -> int:
         from core.runs_schema import stored_version
 
-        version = stored_version(self._conn)
+        try:
+            return stored_version(self._conn)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            from core.storage import database_error
+
+            raise database_error(self.path, exc, "run store") from exc
+
+    def _check_version(self) -> None:
+        version = self._schema_version()
         if version > SCHEMA_VERSION:
             raise ValueError(f"{self.path} has schema version {version}, newer than this "
                              f"rlhf-explorer understands ({SCHEMA_VERSION}); upgrade it")

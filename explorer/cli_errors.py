@@ -4,7 +4,7 @@
   wrong and, where there is one, the fix.
 * exit 1: a bug. One line too, with `--verbose` for the traceback.
 * exit 128 + signal: a training run stopped by Ctrl-C (130) or SIGTERM (143) after saving
-  (cmd_train); 0 means it finished.
+  (cmd_train); 3: it diverged (a NaN or inf); 0: it finished.
 
 Argument errors from argparse get the same one-line form (`OneLineParser`).
 """

@@ -27,3 +27,16 @@ def test_every_emitted_metric_is_documented(algo):
 def test_reward_model_metrics_are_documented():
     assert {"rm/accuracy", "rm/true_accuracy", "rm/loss", "rm/rankings",
             "rm/train_loss"} <= documented()
+
+
+def test_every_test_the_promises_table_names_exists():
+    root = DOC.parents[1]
+    text = (root / "docs" / "promises.md").read_text()
+    named = re.findall(r"`(?:tests/)?(test_\w+\.py)(?:::(\w+))?`", text)
+    assert len(named) > 20
+    for filename, function in named:
+        path = root / "tests" / filename
+        assert path.exists(), f"docs/promises.md names a missing {filename}"
+        if function:
+            assert f"def {function}(" in path.read_text(), f"{filename}::{function} is gone"
+    assert "docs/promises.md" in (root / "README.md").read_text()

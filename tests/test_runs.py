@@ -294,3 +294,17 @@ def test_log_step_is_fast(store, capsys):
         print(f"\nlog_step: {per_step_ms:.2f} ms per step (30 metrics, 8 samples, "
               f"synchronous=FULL, {os.cpu_count()} cpus)")
     assert per_step_ms < 50  # sanity bound only; the goal (< 5 ms) belongs in a benchmark
+
+
+def test_a_store_killed_before_its_schema_committed_reads_as_empty(tmp_path):
+    """Found by the SIGKILL test: runs.db existed (WAL set) but held no tables yet."""
+    from core.rankings import RankingStore
+
+    for name in ("runs.db", "rankings.db"):
+        sqlite3.connect(tmp_path / name).execute("PRAGMA journal_mode=WAL").fetchall()
+    with RunStore(tmp_path, read_only=True) as reader:
+        assert reader.list_runs() == []
+    with RankingStore(tmp_path, read_only=True) as reader:
+        assert reader.list() == []
+    with RunStore(tmp_path) as store:   # a writable open builds the schema
+        assert store.list_runs() == [] and store.create_run({}, "t", "grpo", "true")
