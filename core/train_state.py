@@ -190,7 +190,7 @@ class TrainState:
         torch.set_rng_state(self.tensors["rng.torch"])
         events, metrics = meta.get("round_out") or ([], {})
         trainer._round_out = (list(events), dict(metrics))
-        trainer.step_index = trainer.last_good_step = self.step
+        trainer.step_index = self.step
         trainer._t0 = time.perf_counter() - float(meta.get("time_s", 0.0))
         self._carry_edits(trainer)
 

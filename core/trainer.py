@@ -22,7 +22,7 @@ import torch
 
 from core.algorithms import PolicyOutput, Rollout, make_objective
 from core.batching import encode_prompts
-from core.checkpoints import ASSETS_DIR, default_checkpoint, load_checkpoint, resolve_device  # noqa: F401  (re-exported)
+from core.checkpoints import default_checkpoint, load_checkpoint, resolve_device
 from core.config import RunConfig, live_fields
 from core.faults import Diverged, check_params, nonfinite
 from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
@@ -58,7 +58,6 @@ class Trainer:
         self.feedback = feedback
         self._round_out: tuple[list[dict], dict] = ([], {})
         self.step_index = 0
-        self.last_good_step = 0      # the policy as it was after this many steps is intact
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) - 1))
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
@@ -281,7 +280,6 @@ class Trainer:
         metrics.update(round_metrics)
         result = StepResult(self.step_index, metrics, samples, events + round_events)
         self.step_index += 1
-        self.last_good_step = self.step_index
         return result
 
     def _update(self, batch: Rollout, beta: float) -> dict[str, float]:

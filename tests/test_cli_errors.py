@@ -221,3 +221,37 @@ def test_damaged_run_files_are_listed_as_damaged(tmp_path, capsys):
     assert rows[whole]["damaged"] is None
     assert main(["runs", "--data-dir", str(tmp_path)]) == 0
     assert "damaged: the checkpoint of step 2" in capsys.readouterr().out
+
+
+def test_pretrain_shows_progress_warns_nothing_and_asks_before_overwriting(tmp_path):
+    out = tmp_path / "m.safetensors"
+
+    def pretrain(*extra):
+        return subprocess.run([sys.executable, "-m", "explorer.app", "pretrain", "--task",
+                               "length", "--steps", "2", "--out", str(out), *extra], cwd=ROOT,
+                              capture_output=True, text=True)
+
+    proc = pretrain()
+    assert proc.returncode == 0, proc.stderr
+    assert "step 2/2" in proc.stderr and "ETA" in proc.stderr
+    assert "Warning" not in proc.stderr and "warn" not in proc.stderr.lower()
+    assert out.stat().st_mode & 0o044 == 0o044          # readable by others, like any model
+    proc = pretrain()
+    assert proc.returncode == 2 and "already exists; pass --force" in proc.stderr
+    assert pretrain("--force").returncode == 0
+
+
+def test_the_eta_counts_from_the_first_step_not_from_set_up():
+    import io
+    import time
+
+    from explorer.cli_output import ProgressLine
+
+    stream = io.StringIO()
+    bar = ProgressLine(10, stream=stream)
+    bar.t0 -= 100.0            # as if a reward model had trained for 100 s
+    bar.start()                # the trainer exists: steps begin now
+    time.sleep(0.01)
+    bar.update(4, {})
+    rate = float(stream.getvalue().split(" steps/s")[0].split()[-1])
+    assert rate > 1.0           # 5 steps in ~0.01 s, not 5 in 100 s
