@@ -109,7 +109,8 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
         return run_id, status
     except Diverged as exc:
         log.info("run %s %s", run_id, exc)   # the caller says it to the person
-        store.log_event(run_id, exc.step, "diverged", {"step": exc.step, "what": exc.what})
+        store.log_event(run_id, exc.step, "diverged", {"kind": "diverged", "step": exc.step,
+                                                       "what": exc.what})
         if exc.params_intact and trainer.step_index:
             _checkpoint(store, run_id, trainer)   # the policy after the last good step
         store.finish_run(run_id, "diverged", error=str(exc))

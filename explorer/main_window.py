@@ -347,6 +347,7 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         if last:
             self.samples.show_samples(last[0]["step"], last)
         self._redraw_runs()
+        self._say_how_it_ended(run_id)
 
     def set_overlays(self, run_ids: list) -> None:
         kept = {rid: f for rid, f in self.overlays.items() if rid in run_ids}

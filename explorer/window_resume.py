@@ -11,6 +11,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from core.config import RunConfig
+from explorer.panels.run_loading import format_changes
 
 
 class WindowResume:
@@ -132,13 +133,25 @@ class WindowResume:
     def _confirm(self, title: str, text: str) -> bool:
         return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
 
+    def _say_how_it_ended(self, run_id: str) -> None:
+        """An opened run that did not finish says why, and what can be done about it."""
+        info = self.store.get_run(run_id)
+        if info.status == "diverged":
+            self.status_text.setText(f"Run {run_id} {self.store.run_error(run_id)}; the last "
+                                     "good checkpoint is kept (right-click: Resume or Fork).")
+        elif info.status == "interrupted":
+            self.status_text.setText(f"Run {run_id} was interrupted after {info.steps_done} "
+                                     "steps (its process ended); right-click it to Resume.")
+        elif info.status == "stopped":
+            self.status_text.setText(f"Run {run_id} was stopped after {info.steps_done} steps; "
+                                     "right-click it to Resume.")
+
     def _show_divergence(self, run_id: str) -> None:
         """Mark the step on the plots and say what went non-finite."""
         error = self.store.run_error(run_id) or "diverged"
         events = [e for e in self.store.events(run_id) if e["kind"] == "diverged"]
         if events and self.live_series is not None:
-            self.live_series.add_event(f"diverged: {events[-1]['payload'].get('what', '')}",
-                                       events[-1]["step"])
+            self.live_series.add_event(format_changes(events[-1]["payload"]), events[-1]["step"])
             self._redraw_runs()
         self.status_text.setText(f"Run {run_id} {error}. The last good checkpoint is kept; "
                                  "Resume or Fork it from the runs list.")

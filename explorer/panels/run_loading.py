@@ -17,6 +17,7 @@ from core.runs import RunStore
 from explorer.plots.series import RunSeries
 
 ARROW = "→"
+DIVERGED_MARK = "✕"   # explorer.plots.metric_plot keeps such a marker in view
 
 
 def _fmt(value: Any) -> str:
@@ -34,7 +35,8 @@ def format_changes(payload: Mapping[str, Any]) -> str:
     """`{"changes": {"lr": 5e-5}, "old": {"lr": 2e-5}}` -> "lr 2e-05→5e-05" (comma-separated);
     an iterated-RLHF round -> "feedback: +8 rankings (40)"."""
     if payload.get("kind") == "diverged":
-        return f"diverged: {payload.get('what', 'a non-finite value')}"
+        # short on a narrow plot ("✕ reward is nan"); the status line says the rest
+        return f"{DIVERGED_MARK} {str(payload.get('what', 'non-finite')).split(' (')[0]}"
     if payload.get("kind") == "fork":
         return f"fork of {payload.get('from', '?')} at step {payload.get('step', '?')}"
     if payload.get("kind") == "feedback_round":

@@ -108,7 +108,7 @@ class RunsPanel(QWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(TICK, QHeaderView.ResizeMode.Fixed)
         em = self.fontMetrics().horizontalAdvance("m")
-        for col, width in ((TICK, 2.2), (NAME, 12), (STATUS, 7), (STEPS, 4), (TASK, 7),
+        for col, width in ((TICK, 2.2), (NAME, 11), (STATUS, 8.5), (STEPS, 4), (TASK, 7),
                            (ALGO, 6.5), (SOURCE, 8.5), (CREATED, 8)):
             header.resizeSection(col, int(width * em))
         self.table.setSortingEnabled(True)

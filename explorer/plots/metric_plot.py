@@ -260,6 +260,9 @@ class MetricPlot(QWidget):
         lines = self._events.setdefault(label, [])
         theme = style.theme_of(self)
         for step, time_s, text in runs.events[len(lines) :]:
+            # A divergence marks the step that never finished, one past the data: it stays in
+            # view, and its label reads leftwards from it.
+            last = text.startswith("✕")   # run_loading.DIVERGED_MARK (plots import no panels)
             line = pg.InfiniteLine(
                 angle=90,
                 pen=pg.mkPen(style.with_alpha(color, 150), width=1, style=Qt.PenStyle.DashLine),
@@ -268,11 +271,11 @@ class MetricPlot(QWidget):
                     "position": 0.96,
                     "color": theme.text,
                     "fill": style.with_alpha(theme.base, 200),
-                    "anchors": [(0, 0), (0, 0)],
+                    "anchors": [(1, 0), (1, 0)] if last else [(0, 0), (0, 0)],
                 },
             )
             line.label.setFont(style.scaled_font(self, 0.8))
-            self.plot_item.addItem(line, ignoreBounds=True)
+            self.plot_item.addItem(line, ignoreBounds=not last)
             lines.append((line, step, time_s))
         for line, step, time_s in lines:
             pos = step if self._x_axis == "step" else time_s
