@@ -79,8 +79,12 @@ def run_gui(args: argparse.Namespace) -> int:
     install_crash_dialog()
     try:
         window = MainWindow(data_dir=args.data_dir)
-    except ValueError as exc:   # an unusable data folder: one line, as in the CLI
-        print(f"{APP_NAME}: error: {exc}", file=sys.stderr)
+    except ValueError as exc:   # an unusable data folder or damaged run store
+        print(f"{APP_NAME}: error: {exc}", file=sys.stderr)   # one line, as in the CLI
+        if app.platformName() != "offscreen":   # started from a menu, there is no terminal
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.critical(None, f"{APP_DISPLAY_NAME} cannot start", str(exc))
         return 2
     window.show()
     caught = close_on_signals(window)

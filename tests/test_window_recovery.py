@@ -183,3 +183,19 @@ def test_the_app_exits_130_on_ctrl_c_without_a_crash_dialog(tmp_path):
         proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+@pytest.mark.parametrize("make", ["file", "damaged"])
+def test_an_unusable_data_folder_stops_the_app_in_one_line(tmp_path, make):
+    data = tmp_path / "data"
+    if make == "file":
+        data.write_text("x")
+    else:
+        data.mkdir()
+        (data / "runs.db").write_bytes(b"not a database" * 50)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "explorer.app", "--data-dir", str(data)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stderr.splitlines() if "propagateSizeHints" not in line]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert ("is a file, not a folder" if make == "file" else "runs.db is damaged") in lines[0]
