@@ -7,16 +7,13 @@ limits and the validation below all read it from there.
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 ALGOS = ("reinforce", "kl_penalty", "ppo", "grpo")
 REWARD_SOURCES = ("true", "ranked", "learned")
-CONFIG_FORMATS = {".toml": "toml", ".json": "json"}
 ALL = ALGOS
 
 
@@ -312,48 +309,17 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Write TOML (.toml) or JSON (anything else), all at once."""
-        from core.storage import atomic_write_text
+        from core.config_files import write_config_file
 
-        path = Path(path)
-        if path.suffix.lower() == ".toml":
-            import tomli_w
-
-            atomic_write_text(path, tomli_w.dumps(self.to_dict()))
-        else:
-            atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        write_config_file(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         """A config file: TOML (.toml) or JSON (.json), by extension in any case. ValueError
         names the file and what is wrong with it."""
-        path = Path(path)
-        if path.is_dir():
-            raise ValueError(f"config file {path} is a folder; give a .toml or .json file")
-        kind = CONFIG_FORMATS.get(path.suffix.lower())
-        if kind is None:
-            raise ValueError(f"config file {path}: unknown format {path.suffix or '(none)'!r}; "
-                             "use a .toml or .json file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ValueError(f"config file {path} does not exist") from None
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"config file {path} is not UTF-8 text: {exc.reason}") from None
-        except OSError as exc:
-            from core.storage import describe
+        from core.config_files import read_config_file
 
-            raise ValueError(f"cannot read config file {path}: {describe(exc)}") from None
-        try:
-            data = tomllib.loads(text) if kind == "toml" else json.loads(text)
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"config file {path} is not valid {kind.upper()}: {exc}") from None
-        except RecursionError:
-            raise ValueError(f"config file {path} is nested too deeply") from None
-        if not isinstance(data, dict):
-            kind = "null" if data is None else f"a {type(data).__name__}"
-            raise ValueError(f"config file {path} must hold settings by name ({{\"lr\": 1e-4}} "
-                             f"or lr = 1e-4), not {kind}")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path))
 
     def with_changes(self, **changes) -> RunConfig:
         """A validated copy; the trainer uses it for mid-run edits."""
