@@ -74,7 +74,8 @@ def load_checkpoint(path, device: str | torch.device = "cpu") -> tuple[GPT, dict
         raise ValueError(f"{path} is not a readable safetensors checkpoint: {exc}") from exc
     if "gpt_config" not in metadata:
         raise ValueError(
-            f"{path} has no 'gpt_config' metadata; it was not written by save_checkpoint"
+            f"{path} is not an rlhf-explorer model (no 'gpt_config' in its metadata); give a "
+            "checkpoint from assets/ or a run's folder"
         )
     try:
         config = GPTConfig.from_dict(json.loads(metadata["gpt_config"]))

@@ -300,6 +300,10 @@ class RunConfig:
         # Settings that no longer exist: runs and config files saved before still open.
         data = {k: v for k, v in data.items() if k not in REMOVED}
         unknown = sorted(set(data) - {f.name for f in fields(cls)}, key=str)
+        if unknown and isinstance(data[unknown[0]], dict):
+            raise ValueError(f"settings go at the top level, not in a table "
+                             f"[{str(unknown[0])[:40]}]; every setting: `rlhf-explorer train "
+                             "--list-settings`")
         if unknown:
             raise ValueError(unknown_message(unknown[0]))
         data = {k: coerce(k, v) for k, v in data.items()}
@@ -362,7 +366,7 @@ def unknown_message(name) -> str:
     """'unknown setting ...' with the closest known names, for --set, config files and edits."""
     import difflib
 
-    close = difflib.get_close_matches(str(name), list(FIELDS), n=3)
+    close = difflib.get_close_matches(str(name).lower(), list(FIELDS), n=3)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     return (f"unknown setting {str(name)[:60]!r}; {hint}"
             "every setting: `rlhf-explorer train --list-settings`")

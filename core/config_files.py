@@ -13,6 +13,8 @@ CONFIG_FORMATS = {".toml": "toml", ".json": "json"}
 
 def read_config_file(path: str | Path) -> dict:
     """The settings in `path`; ValueError names the file and what is wrong with it."""
+    if not str(path).strip():
+        raise ValueError("the config file name is empty; give a .toml or .json file")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"config file {path} is a folder; give a .toml or .json file")
@@ -21,7 +23,7 @@ def read_config_file(path: str | Path) -> dict:
         raise ValueError(f"config file {path}: unknown format {path.suffix or '(none)'!r}; "
                          "use a .toml or .json file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")   # Windows editors start with a BOM
     except FileNotFoundError:
         raise ValueError(f"config file {path} does not exist") from None
     except UnicodeDecodeError as exc:

@@ -22,7 +22,7 @@ class UnknownRun(KeyError, ValueError):
     def __init__(self, run_id: str, data_dir: Path | None = None):
         where = f" in {data_dir}" if data_dir is not None else ""
         self.run_id, self.message = run_id, (f"no run {run_id!r}{where}; list run ids with "
-                                             "`rlhf-explorer runs` (or RunStore.list_runs())")
+                                             "`rlhf-explorer runs`")
         super().__init__(self.message)
 
     def __str__(self) -> str:

@@ -36,7 +36,7 @@ def preflight(cfg: RunConfig, store: RunStore) -> None:
     """Refuse, with the fix, what would only fail after a run was created."""
     from pathlib import Path
 
-    from core.checkpoints import resolve_device
+    from core.checkpoints import load_checkpoint, resolve_device
 
     resolve_device(cfg.device)
     base = Path(cfg.checkpoint) if cfg.checkpoint else default_checkpoint(cfg.task)
@@ -44,10 +44,14 @@ def preflight(cfg: RunConfig, store: RunStore) -> None:
         raise ValueError(f"no base model at {base}; create it with "
                          f"`rlhf-explorer pretrain --task {cfg.task}`" if not base.exists() else
                          f"the base model {base} is not a file; give a .safetensors checkpoint")
-    if cfg.reward_model:   # a missing or misnamed model
-        from core.reward_model_store import reward_model_info
+    load_checkpoint(base)   # 50 ms: a file that is not our model is refused now, with no run
+    if cfg.reward_model:   # missing, damaged, or trained for another task
+        from core.reward_model_store import load_reward_model
 
-        reward_model_info(store.data_dir, cfg.reward_model)
+        _, meta = load_reward_model(store.data_dir, cfg.reward_model)
+        if meta.get("task") != cfg.task:
+            raise ValueError(f"reward model {cfg.reward_model!r} was trained for task "
+                             f"{meta.get('task')!r}, not {cfg.task!r}")
 
 
 def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
@@ -66,7 +70,7 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
         cfg = resume.cfg
     preflight(cfg, store)
     feedback = feedback or _stored_feedback(cfg, store)  # refused input leaves no run behind
-    restore = TrainState.load(resume.state) if resume is not None else None
+    restore = TrainState.load(resume.state) if resume is not None and resume.state else None
     if resume is not None and resume.fork:
         run_id = store.create_run(cfg.to_dict(), cfg.task, cfg.algo, cfg.reward_source)
         store.copy_history(resume.run_id, run_id, resume.step)

@@ -38,9 +38,13 @@ def check_folder(path: str | os.PathLike[str], create: bool = True,
     """`path` as a usable folder: created when `create` (else it may be missing); ValueError when
     it is a file or cannot be made."""
     path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"the {what} {path} is a file, not a folder; give a folder "
-                         "(--data-dir DIR or RLHF_EXPLORER_DATA), which is created if missing")
+    # the first part of the path that exists must be a folder (else nothing can ever be there)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        what_is = "is a file, not a folder" if existing == path else f"cannot exist: {existing} "\
+            "is a file"
+        raise ValueError(f"the {what} {path} {what_is}; give a folder (--data-dir DIR or "
+                         "RLHF_EXPLORER_DATA), which is created if missing")
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -51,7 +55,10 @@ def check_folder(path: str | os.PathLike[str], create: bool = True,
 
 def resolve_data_dir(cli_value: str | None = None, create: bool = True) -> Path:
     """The data folder to use: the CLI flag wins over the env var over platformdirs."""
-    path = Path(cli_value).expanduser() if cli_value else default_data_dir()
+    if cli_value is not None and not str(cli_value).strip():
+        # "" is a mistake (an unset shell variable), not "use the default"
+        raise ValueError("the data folder is an empty name; give a folder (--data-dir DIR)")
+    path = Path(cli_value).expanduser() if cli_value is not None else default_data_dir()
     return check_folder(path, create=create)
 
 
@@ -72,6 +79,8 @@ def connect(path: Path, read_only: bool, what: str) -> sqlite3.Connection:
     otherwise needs to create its -shm file). The file is read once here, so a damaged one is
     refused now, with the fix, not at the first query.
     """
+    if path.is_dir():
+        raise ValueError(f"the {what} {path} is a folder, not a database file; move it aside")
     if read_only:
         uri = f"file:{quote(str(path.resolve()))}?mode=ro"
         if not writable(path.parent):
@@ -118,7 +127,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None],
     """Write `path` all at once: `write(tmp)` fills a temp file beside it, which is fsynced,
     given `mode` (less the umask) and renamed over `path`. A crash leaves the old file or the
     new one, never half of one."""
-    path = Path(path)
+    path = Path(os.path.realpath(path))   # through a symlink: replace what it points at
+    if path.exists() and not path.is_file():
+        # a device or a FIFO (/dev/stdout, a pipe): it cannot be renamed over, only written
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder", str(path))
+        write(path)
+        return
     # The temp name keeps the extension: Qt picks an image format by it.
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}",
                                 dir=path.parent)

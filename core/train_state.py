@@ -214,7 +214,7 @@ class TrainState:
 class ResumePlan:
     run_id: str             # the run to carry on; for a fork, the run it branches from
     cfg: RunConfig          # the live config when the state was saved, with the new step count
-    state: Path
+    state: Path | None      # None: from the start (step 0), which needs no state
     step: int               # steps the state has done; the run carries on from here
     dropped: int            # stored steps after it, which the resume deletes and redoes
     fork: bool = False      # a new run that starts from this state (and copies the steps before)
@@ -241,26 +241,29 @@ def plan_fork(store, run_id: str, step: int, cfg: RunConfig) -> ResumePlan:
 
 def plan_resume(store, run_id: str, steps: int | None = None,
                 from_step: int | None = None) -> ResumePlan:
-    """Check a resume of `run_id` (from its last state, or the checkpoint at `from_step`) to
-    `steps` total steps (default: the run's own count). ValueError says what stops it."""
+    """Check a resume of `run_id` (from its last state, or the checkpoint at `from_step`; step 0
+    is its start, so a run with no state yet starts over under its id) to `steps` total steps
+    (default: the run's own count). ValueError says what stops it."""
     info = store.get_run(run_id)
     if info.status == "running":
         raise ValueError(f"run {run_id} is still running; stop it before resuming it")
     saved = {s: state_path(p) for s, p in store.checkpoints(run_id) if state_path(p).exists()}
-    if not saved:
-        raise ValueError(f"run {run_id} has no saved state to resume from (runs save one with "
-                         "each checkpoint; this one saved none, or predates resuming)")
     if from_step is None:
-        step = max(saved)
-    elif from_step in saved:
+        step = max(saved, default=0)
+    elif from_step == 0 or from_step in saved:
         step = from_step
     else:
-        raise ValueError(f"run {run_id} has no saved state at step {from_step}; it has "
-                         f"{', '.join(map(str, sorted(saved)))}")
-    state = TrainState.load(saved[step])
-    total = steps if steps is not None else max(state.cfg.steps, info.steps_done)
+        raise ValueError(f"run {run_id} has no saved state at step {from_step}; it can resume "
+                         f"from step {', '.join(map(str, [0, *sorted(saved)]))}")
+    if step:
+        state: Path | None = saved[step]
+        cfg = TrainState.load(state).cfg
+    else:   # from the start: the run's first config and no state (seeded: the same steps again)
+        state, cfg = None, RunConfig.from_dict(store.run_config(run_id), algo_defaults=False)
+    total = steps if steps is not None else max(cfg.steps, info.steps_done)
     if not math.isfinite(total) or total <= step:
-        raise ValueError(f"run {run_id} resumes at step {step}; give --steps more than {step} "
-                         f"(the total to reach)")
-    cfg = state.cfg.with_changes(steps=int(total))
-    return ResumePlan(run_id, cfg, saved[step], step, max(0, info.steps_done - step))
+        hint = ", or --from-step an earlier one" if step else ""
+        raise ValueError(f"run {run_id} has {info.steps_done} steps and resumes at step {step}; "
+                         f"give --steps more than {step} (the total to reach){hint}")
+    return ResumePlan(run_id, cfg.with_changes(steps=int(total)), state, step,
+                      max(0, info.steps_done - step))

@@ -32,8 +32,11 @@ def register(subparsers) -> None:
     data_dir = dict(metavar="DIR", default=argparse.SUPPRESS,
                     help="folder for runs (overrides RLHF_EXPLORER_DATA and the default)")
 
-    p = subparsers.add_parser("train", help="train a policy headless and store the run",
-                              description="Train headless; the run is stored like a GUI run.")
+    p = subparsers.add_parser(
+        "train", help="train a policy headless and store the run",
+        description="Train headless; the run is stored like a GUI run.",
+        epilog="exit status: 0 finished; 130 / 143 stopped by Ctrl-C / SIGTERM (after saving; "
+               "carry it on with --resume); 3 diverged (a NaN or inf); 2 bad input; 1 a bug")
     # choices and help come from RunConfig's field metadata, so they are written once
     for name in ("task", "algo", "steps", "seed", "device"):
         info = FIELDS[name].metadata
@@ -46,7 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--from-step", type=int, metavar="N",
                    help="with --resume: restart from the checkpoint at step N, deleting the "
                    "steps after it (asks first; --yes to skip the question)")
-    p.add_argument("--yes", action="store_true", help="answer yes to --from-step's question")
+    p.add_argument("--yes", action="store_true",
+                   help="with --resume: yes, delete the steps after the state it resumes from")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any RunConfig field, e.g. --set lr=1e-5 (see `train --list-settings`)")
     p.add_argument("--config", metavar="FILE", help="a TOML or JSON config to start from")
@@ -57,9 +61,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("pretrain", help="pretrain a task's base model into assets/")
-    p.add_argument("--task", required=True, choices=FIELDS["task"].metadata["choices"])
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", required=True, choices=FIELDS["task"].metadata["choices"],
+                   help="whose corpus to learn")
+    p.add_argument("--steps", type=int, default=2000,
+                   help="optimiser steps (2000, the shipped models: ~4 min on 2 cores)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the corpus and the weights")
     p.add_argument("--out", metavar="PATH", help="default: assets/<task>.safetensors")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(func=cmd_pretrain)
@@ -102,7 +108,7 @@ def _data_dir_flag(args) -> str:
 def build_config(args):
     from core.config import RunConfig, coerce
 
-    base = RunConfig.load(args.config).to_dict() if args.config else {}
+    base = RunConfig.load(args.config).to_dict() if args.config is not None else {}
     for key in ("task", "algo", "steps", "seed", "device"):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
@@ -121,7 +127,11 @@ def list_settings(cfg=None) -> str:
 
     cfg = cfg or RunConfig()
     lines = [f"# settings for algo={cfg.algo}, task={cfg.task}"]
-    for name in FIELDS:
+    used = [n for n in FIELDS if cfg.algo in FIELDS[n].metadata["algos"]]
+    unused = [n for n in FIELDS if n not in used]
+    for name in used + unused:
+        if name == (unused or [None])[0]:
+            lines.append(f"# not used by {cfg.algo}")
         info = field_info(name)
         value = getattr(cfg, name)
         limits = (f" one of {', '.join(info['choices'])}" if info["choices"] else
@@ -151,13 +161,14 @@ def cmd_train(args) -> int:
         print(list_settings(build_config(args)))
         return 0
     plan = None
-    if args.resume:
+    if args.resume is not None:
         store = _store(args)
         plan = _plan_resume(args, store)
         cfg = plan.cfg
     else:
-        if args.from_step is not None:
-            raise UsageError("--from-step goes with --resume RUN_ID")
+        if args.from_step is not None or args.yes:
+            raise UsageError(f"{'--from-step' if args.from_step is not None else '--yes'} goes "
+                             "with --resume RUN_ID")
         cfg = build_config(args)   # bad settings are refused before any folder is made
         store = _store(args)
     control = RunControl(cfg)
@@ -202,7 +213,7 @@ def _plan_resume(args, store):
     from core.train_state import plan_resume
 
     given = [f"--{k}" for k in ("task", "algo", "seed", "device") if getattr(args, k) is not None]
-    given += ["--set"] * bool(args.set) + ["--config"] * bool(args.config)
+    given += ["--set"] * bool(args.set) + ["--config"] * (args.config is not None)
     if given:
         raise UsageError(f"--resume carries on with the run's own settings; drop "
                          f"{', '.join(given)} (a changed run is a fork: the window's Fork action)")
@@ -267,15 +278,18 @@ def cmd_runs(args) -> int:
         # a damaged run is listed, and says what is wrong; it never stops the list
         rows = [{"id": r.id, "task": r.task, "algo": r.algo, "reward_source": r.reward_source,
                  "steps": r.steps_done, "status": r.status, "created": r.created_at,
-                 "damaged": store.damage(r.id)} for r in runs]
+                 "damaged": store.damage(r.id),
+                 "error": _last_line(store.run_error(r.id)) if r.status == "failed" else None}
+                for r in runs]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
         print("no runs yet; start one with `rlhf-explorer train --task sentiment --algo grpo`")
         return 0
-    for row in rows:
-        row["note"] = f"damaged: {row['damaged']}" if row["damaged"] else ""
+    for row in rows:   # why a run failed, or what is wrong with its files
+        row["note"] = (f"damaged: {row['damaged']}" if row["damaged"] else
+                       f"{row['error']}" if row["error"] else "")
     print_table(rows, ["id", "task", "algo", "reward_source", "steps", "status"]
                 + (["note"] if any(r["note"] for r in rows) else []))
     return 0
@@ -300,11 +314,17 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+def _last_line(text: str | None) -> str | None:
+    """A traceback's last line (the error itself), for a list."""
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1].strip()[:120] if lines else None
+
+
 def _pick_columns(columns: list[str], args) -> list[int]:
     """Indexes of the columns to print: step, then the main few, --columns' patterns or --all."""
     if args.all:
         return list(range(len(columns)))
-    if args.columns:
+    if args.columns is not None:
         patterns = [p.strip() for p in args.columns.split(",") if p.strip()]
         picked = [i for i, c in enumerate(columns)
                   if i == 0 or any(fnmatch.fnmatchcase(c, p) for p in patterns)]
@@ -312,7 +332,8 @@ def _pick_columns(columns: list[str], args) -> list[int]:
             raise UsageError(f"--columns {args.columns!r} matches none of this run's metrics; "
                              "`--all` shows every one")
         return picked
-    return [0] + [i for i, c in enumerate(columns) if c in METRIC_COLUMNS]
+    where = {c: i for i, c in enumerate(columns)}   # in the order a person reads them
+    return [0] + [where[c] for c in METRIC_COLUMNS if c in where]
 
 
 def _fmt(value: float, column: str) -> str:

@@ -41,6 +41,8 @@ def files(tmp_path):
     (tmp_path / "c.yaml").write_text("lr: 1")
     (tmp_path / "latin1.json").write_bytes(b'{"task": "caf\xe9"}')
     (tmp_path / "deep.json").write_text("[" * 100_000)
+    (tmp_path / "nested.toml").write_text("[train]\nlr = 1e-4\n")
+    (tmp_path / "dbfolder" / "runs.db").mkdir(parents=True)
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "runs.db").write_bytes(b"this is not a database" * 100)
@@ -84,6 +86,16 @@ CASES = [
     (["rankings", "import", "{t}/missing.jsonl", "--task", "sentiment"], ["missing.jsonl"]),
     (["rankings", "export", "{t}/folder", "--format", "pairwise"], ["is a folder"]),
     (["bogus"], ["invalid choice"]),
+    # found by a newcomer's run-through
+    (["train", "--resume", ""], ["no run ''"]),
+    (["runs", "--data-dir", ""], ["empty name"]),
+    (["train", "--config", ""], ["config file name is empty"]),
+    (["train", "--yes"], ["--yes goes with --resume"]),
+    (["train", "--set", "checkpoint={t}/a_file"], ["not a readable safetensors"]),
+    (["train", "--config", "{t}/nested.toml"], ["top level, not in a table [train]"]),
+    (["runs", "--data-dir", "{t}/a_file/sub"], ["cannot exist", "is a file"]),
+    (["train", "--set", "LR=1e-4"], ["did you mean lr"]),
+    (["runs", "--data-dir", "{t}/dbfolder"], ["is a folder, not a database file"]),
 ]
 
 
@@ -256,3 +268,38 @@ def test_the_eta_counts_from_the_first_step_not_from_set_up():
     bar.update(4, {})
     rate = float(stream.getvalue().split(" steps/s")[0].split()[-1])
     assert rate > 1.0           # 5 steps in ~0.01 s, not 5 in 100 s
+
+
+def test_export_writes_through_a_symlink_and_into_a_fifo(tmp_path, capsys):
+    from core.rankings import RankingStore
+
+    with RankingStore(tmp_path) as store:
+        store.add("sentiment", "p", ["good", "bad"], [1, 2])
+    target = tmp_path / "real.jsonl"
+    target.write_text("old")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    assert main(["rankings", "export", str(link), "--format", "pairwise", "--data-dir",
+                 str(tmp_path)]) == 0
+    assert link.is_symlink() and '"chosen": "good"' in target.read_text()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    assert main(["rankings", "export", str(fifo), "--format", "listwise", "--data-dir",
+                 str(tmp_path)]) == 0
+    assert '"ranks": [1, 2]' in reader.communicate(timeout=30)[0]
+    assert stat.S_ISFIFO(fifo.stat().st_mode)   # still a FIFO, not replaced by a file
+
+
+def test_a_refused_reward_model_leaves_no_run(tmp_path, capsys):
+    import json as _json
+
+    folder = tmp_path / "reward_models"
+    folder.mkdir()
+    (folder / "other.json").write_text(_json.dumps({"name": "other", "task": "length"}))
+    (folder / "other.safetensors").write_bytes(b"\x00" * 16)
+    code = main(["train", "--task", "arithmetic", "--set", "reward_source=learned", "--set",
+                 "reward_model=other", "--data-dir", str(tmp_path)])
+    assert code == 2 and "other" in one_error_line(capsys)
+    with RunStore(tmp_path, read_only=True) as store:
+        assert store.list_runs() == []

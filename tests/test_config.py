@@ -107,3 +107,9 @@ def test_a_config_saved_before_rm_steps_still_loads():
     old = {**RunConfig().to_dict(), "rm_epochs": 4}
     old.pop("rm_steps")
     assert RunConfig.from_dict(old).rm_steps == RunConfig().rm_steps
+
+
+def test_a_config_file_with_a_byte_order_mark_loads(tmp_path):
+    path = tmp_path / "notepad.toml"
+    path.write_bytes("\ufefflr = 3e-5\n".encode("utf-8"))
+    assert RunConfig.load(path).lr == 3e-5

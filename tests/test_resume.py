@@ -78,7 +78,7 @@ def test_resume_refusals_say_why(tmp_path):
         run_id, _ = train_and_record(cfg, store)
         with pytest.raises(ValueError, match="more than 3"):
             plan_resume(store, run_id)                 # finished: it needs a new total
-        with pytest.raises(ValueError, match="no saved state at step 2; it has 3"):
+        with pytest.raises(ValueError, match="at step 2; it can resume from step 0, 3"):
             plan_resume(store, run_id, 5, from_step=2)
         live = store.create_run(cfg.to_dict(), "arithmetic", "grpo", "true")
         with pytest.raises(ValueError, match="still running"):
@@ -117,3 +117,19 @@ def test_a_fork_starts_from_the_checkpoint_with_changed_knobs(tmp_path):
         assert store.metric_series(child, "hparams/lr")[1][3] == 3e-4
         with pytest.raises(ValueError, match="a fork keeps algo"):
             plan_fork(store, parent, 3, RunConfig.for_algo("ppo", **TINY, steps=6))
+
+
+def test_a_run_with_no_state_yet_starts_over_under_its_id(tmp_path):
+    """Killed (or stopped in set-up) before its first checkpoint: step 0 is a state too."""
+    cfg = RunConfig.for_algo("grpo", **{**TINY, "checkpoint_every": 0}, steps=4)
+    with RunStore(tmp_path) as store:
+        whole, _ = train_and_record(cfg, store)
+        expected = comparable(store, whole)
+        run_id = store.create_run(cfg.to_dict(), cfg.task, cfg.algo, cfg.reward_source)
+        store.log_step(run_id, 0, {"reward/mean": 9.0})
+        store.finish_run(run_id, "interrupted")
+        plan = plan_resume(store, run_id)
+        assert (plan.step, plan.dropped, plan.state) == (0, 1, None)
+        train_and_record(plan.cfg, store, resume=plan)
+        got = comparable(store, run_id)
+    assert got == expected   # seeded: starting over repeats the same steps
