@@ -77,6 +77,9 @@ def run_gui(args: argparse.Namespace) -> int:
     # platform theme, so it follows the system's dark/light setting.
     app.setStyle("Fusion")
     install_crash_dialog()
+    from explorer.gc_guard import GuiThreadCollector
+
+    collector = GuiThreadCollector()   # never collect Qt objects on a worker (explorer/gc_guard.py)
     try:
         window = MainWindow(data_dir=args.data_dir)
     except ValueError as exc:   # an unusable data folder or damaged run store
@@ -89,6 +92,7 @@ def run_gui(args: argparse.Namespace) -> int:
     window.show()
     caught = close_on_signals(window)
     status = app.exec()
+    collector.stop()
     return 128 + caught[0] if caught else status
 
 

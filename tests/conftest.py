@@ -25,6 +25,21 @@ def private_user_folders(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def qt_garbage_on_the_gui_thread(request):
+    """As in the app (explorer/gc_guard.py): while a Qt test runs, the cycle collector runs on
+    the GUI thread only, or a training worker may collect a Qt object and deadlock with it."""
+    if not {"qtbot", "qapp"} & set(request.fixturenames):
+        yield
+        return
+    request.getfixturevalue("qapp")
+    from explorer.gc_guard import GuiThreadCollector
+
+    collector = GuiThreadCollector()
+    yield
+    collector.stop()
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_threads():
     """Fail a test that leaves an extra non-daemon Python thread running.
 

@@ -58,7 +58,7 @@ def setup_gate(monkeypatch):
 
     def held(self, name, done, total):
         entered.set()
-        while not gate.wait(0.05) and not self._stop.is_set():
+        while not gate.wait(0.05) and not self.control.stop_requested:
             pass
         real(self, name, done, total)
 
