@@ -132,3 +132,34 @@ def test_quit_closes_the_window(window, qtbot):
     assert quit_action.shortcut().toString() == "Ctrl+Q"
     quit_action.trigger()
     qtbot.waitUntil(lambda: not window.isVisible())
+
+
+def test_the_cycle_collector_runs_on_the_gui_thread_only():
+    """explorer/gc_guard.py: a worker must never collect a Qt object (that deadlocked)."""
+    import gc
+    import weakref
+
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.gc_guard import GuiThreadCollector
+
+    QApplication.instance() or QApplication([])   # not the qapp fixture: it wraps a collector
+    assert gc.isenabled()
+
+    collector = GuiThreadCollector()
+    try:
+        assert not gc.isenabled()
+
+        class Node:
+            pass
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a          # a cycle only the collector can free
+        gone = weakref.ref(a)
+        del a, b
+        collector.threshold = (0, 0, 0)  # as if the counts were past Python's thresholds
+        collector.check()
+        assert gone() is None
+    finally:
+        collector.stop()
+    assert gc.isenabled()
