@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QLabel,
     QMainWindow,
@@ -65,7 +66,7 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
     def __init__(self, data_dir: str | Path | None = None, restore: bool = True, parent=None):
         super().__init__(parent)
         self.setWindowTitle(APP_DISPLAY_NAME)
-        self.resize(1440, 900)
+        self._fit_to_screen(1440, 900)
         self.data_dir = resolve_data_dir(str(data_dir) if data_dir else None)
         self.store = RunStore(self.data_dir)          # the GUI thread's own connection
         self.controller = RunController(self.data_dir, self)
@@ -371,6 +372,15 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         if self.opened and self.opened[0] == run_id:
             self.opened = None
         self._redraw_runs()
+
+    def _fit_to_screen(self, width: int, height: int) -> None:
+        """The preferred size, but never larger than the screen (1366 x 768 laptops cut the
+        samples dock and the runs list off)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is not None:
+            room = screen.availableGeometry()
+            width, height = min(width, room.width()), min(height, room.height())
+        self.resize(width, height)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if self.controller.busy:
