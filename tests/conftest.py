@@ -71,3 +71,18 @@ def _is_running(thread) -> bool:
         return thread.isRunning()
     except RuntimeError:  # its C++ side was deleted after it finished: not running
         return False
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The real main window on a fresh data folder, shown offscreen; closing it must leave no
+    training or feedback thread running."""
+    from explorer.main_window import MainWindow
+
+    win = MainWindow(data_dir=tmp_path, restore=False)
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+    assert not win.controller.busy, "the training thread outlived the window"
+    assert not win.rank_tab.worker.isRunning(), "the feedback worker outlived the window"

@@ -163,6 +163,12 @@ def test_an_interrupted_run_can_be_resumed_to_the_end(tmp_path):
         deadline = time.time() + 60
         while max(acknowledged(tmp_path).values(), default=-1) < 4 and time.time() < deadline:
             time.sleep(0.05)
+        # alive, it is running to every other open, and no open may mark it interrupted
+        with RunStore(tmp_path, read_only=True) as reader:
+            assert [r.status for r in reader.list_runs()] == ["running"]
+        with RunStore(tmp_path) as store:
+            assert store.mark_interrupted() == []
+            assert [r.status for r in store.list_runs()] == ["running"]
         os.kill(int(pid), signal.SIGKILL)
         zygote.ask(f"wait {pid}")
     finally:

@@ -21,16 +21,6 @@ LEARNED = dict(reward_source="learned", rm_rankings=24, rm_steps=2, prompts_per_
                group_size=4)
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from explorer.main_window import MainWindow
-
-    win = MainWindow(data_dir=tmp_path, restore=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    assert not win.controller.busy, "the training thread outlived the window"
 
 
 def start(window, qtbot, **changes):

@@ -14,16 +14,6 @@ pytestmark = pytest.mark.skipif(not default_checkpoint("sentiment").exists(),
                                 reason="assets/sentiment.safetensors missing")
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from explorer.main_window import MainWindow
-
-    win = MainWindow(data_dir=tmp_path, restore=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    assert not win.controller.busy and not win.rank_tab.worker.isRunning()
 
 
 def test_sample_rank_train_and_use(window, qtbot, tmp_path):

@@ -24,16 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(task="arithmetic", prompts_per_step=2, group_size=2, threads=1, checkpoint_every=2)
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from explorer.main_window import MainWindow
-
-    win = MainWindow(data_dir=tmp_path, restore=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-    assert not win.controller.busy, "the training thread outlived the window"
 
 
 def status_cell(window, run_id) -> str:
