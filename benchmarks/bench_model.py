@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.model import GPT, GPTConfig, sequence_logprobs  # noqa: E402
+from core.sampling import generate  # noqa: E402
 
 
 @torch.no_grad()
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[tuple[str, str]] = []
 
     def cached():
-        model.generate(ids, mask, T, generator=torch.Generator().manual_seed(0))
+        generate(model, ids, mask, T, generator=torch.Generator().manual_seed(0))
 
     s = timed(cached, args.repeats)
     rows.append((f"sample {B}x{T} KV cache", fmt(s, B * T)))

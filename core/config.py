@@ -64,6 +64,12 @@ class RunConfig:
                            min=2, max=256, group="rollout")
     max_new_tokens: int = knob(0, "Completion length in characters; 0 = the task's default.",
                                min=0, max=120, group="rollout")
+    # TRL's generation kwarg of the same name. 0 lets completions end at EOS, as the tasks'
+    # rewards expect; min = max gives every completion the same length, which is how a step's
+    # cost is compared with another implementation's on equal work (benchmarks/bench_vs_trl.py).
+    min_new_tokens: int = knob(0, "EOS cannot be sampled before this many tokens; 0 = off. "
+                               "Set it to max_new_tokens for completions of one fixed length.",
+                               min=0, max=120, group="rollout")
     temperature: float = knob(1.0, "Sampling temperature (log-probs use the same).", min=0.05,
                               max=5.0, live=True, group="rollout")
     top_k: int = knob(0, "Sample among the k likeliest tokens; 0 = all.", min=0, max=512,
@@ -261,6 +267,15 @@ class RunConfig:
             from core.reward_model_store import check_name
 
             check_name(self.reward_model)
+        if self.min_new_tokens:
+            from core.tasks import get_task
+
+            longest = self.max_new_tokens or get_task(self.task).max_new_tokens
+            if self.min_new_tokens > longest:
+                raise ValueError(f"min_new_tokens ({self.min_new_tokens}) must be <= "
+                                 f"max_new_tokens ({longest}"
+                                 f"{'' if self.max_new_tokens else f', task {self.task}'}); "
+                                 f"lower it or raise max_new_tokens")
         if (self.feedback_every or self.reward_model) and self.reward_source != "learned":
             raise ValueError("feedback_every and reward_model need reward_source=learned")
 

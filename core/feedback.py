@@ -21,6 +21,7 @@ from core.annotator import SimulatedAnnotator
 from core.batching import encode_pairs, encode_prompts
 from core.rankings import SOURCES
 from core.reward_model import Ranking, train_reward_model, with_true_rewards
+from core.sampling import generate
 from core.tokenizer import TOKENIZER
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ def sample_groups(model, task, prompts: list[str], k: int, max_new_tokens: int,
     ids, mask = encode_prompts(rows, device)
     was_training = model.training
     model.eval()
-    sample = model.generate(ids, mask, max_new_tokens, temperature=temperature,
-                            eos_id=TOKENIZER.eos_id, generator=generator)
+    sample = generate(model, ids, mask, max_new_tokens, temperature=temperature,
+                      eos_id=TOKENIZER.eos_id, generator=generator)
     model.train(was_training)
     texts = [TOKENIZER.decode(r) for r in sample.tokens.tolist()]
     try:

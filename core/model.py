@@ -5,8 +5,8 @@ What lives here:
 * `GPTConfig` / `GPT`: a GPT-2 style decoder (learned positions, pre-LayerNorm blocks, tied head)
   that understands LEFT-PADDED batches: pass `attention_mask` (1 = real token) and padding neither
   shifts the positions of real tokens nor is ever attended to.
-* `GPT.generate`: batched sampling with a preallocated KV cache, returning the sampled tokens, the
-  log-probs of those tokens under the distribution they were drawn from, and a completion mask.
+* `CausalSelfAttention` takes an optional preallocated KV cache; the decode loop that uses it
+  (sampling a batch token by token) lives in core/sampling.py.
 * `sequence_logprobs`: the training-time scorer (with grad): log pi(token | prefix) for the
   completion part of `cat(prompt, completion)`, plus entropy and hidden states on request.
 * `ValueHead` (the PPO critic on top of the hidden states) and `frozen_copy` (the reference policy).
@@ -197,7 +197,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-def _check_mask(mask: Tensor, like: Tensor, name: str) -> Tensor:
+def check_mask(mask: Tensor, like: Tensor, name: str) -> Tensor:
     """Return `mask` as bool with `like`'s [B,T] shape (1/True = real token)."""
     if mask.shape != like.shape:
         raise ValueError(
@@ -207,7 +207,7 @@ def _check_mask(mask: Tensor, like: Tensor, name: str) -> Tensor:
     return mask.to(device=like.device) != 0
 
 
-def _position_ids(mask: Tensor) -> Tensor:
+def position_ids(mask: Tensor) -> Tensor:
     """Positions that ignore left padding: the first real token of every row is position 0.
 
     cumsum(mask) - 1 counts real tokens before (and including) each slot; pads before the first
@@ -216,7 +216,7 @@ def _position_ids(mask: Tensor) -> Tensor:
     return (mask.long().cumsum(dim=1) - 1).clamp_min(0)
 
 
-def _attention_mask(key_mask: Tensor, n_query: int) -> Tensor:
+def query_key_mask(key_mask: Tensor, n_query: int) -> Tensor:
     """Boolean [B,1,Tq,Tk] mask for SDPA (True = may attend), the queries being the LAST n_query
     of the Tk keys: causal AND key is real. Every query may also attend to itself, so a pad query
     (whose row would otherwise be all False -> softmax over nothing -> NaN) stays finite; for a real
@@ -230,32 +230,6 @@ def _attention_mask(key_mask: Tensor, n_query: int) -> Tensor:
     allowed = causal[None] & key_mask[:, None, :]  # [B,Tq,Tk]
     allowed = allowed | (k_idx == q_idx)[None]
     return allowed[:, None]  # [B,1,Tq,Tk], broadcast over heads
-
-
-@dataclass(frozen=True)
-class SampleOutput:
-    """Result of `GPT.generate` (T = max_new_tokens, B = batch).
-
-    tokens:   [B,T] long. After a row emits EOS, the rest of it is PAD_ID.
-    logprobs: [B,T] float. log-prob of each sampled token under the distribution it was actually
-              drawn from, i.e. softmax(logits / temperature) restricted to the top-k tokens and
-              renormalised. With temperature 1 and no top-k this equals the model's own log-prob
-              (what `sequence_logprobs` recomputes); otherwise it is the behaviour policy's. 0 where
-              mask is 0.
-    mask:     [B,T] float. 1 for real completion tokens up to and including EOS, else 0.
-    logits:   [B,T,V] raw model logits (before temperature / top-k) at each step, only when
-              generate(..., return_logits=True); else None. For tests and inspection.
-    """
-
-    tokens: Tensor
-    logprobs: Tensor
-    mask: Tensor
-    logits: Tensor | None = None
-
-    @property
-    def lengths(self) -> Tensor:
-        """[B] long: number of real completion tokens per row (EOS included)."""
-        return self.mask.sum(dim=1).long()
 
 
 class SequenceScores(NamedTuple):
@@ -329,10 +303,10 @@ class GPT(nn.Module):
             )
         attn_mask = None
         if attention_mask is not None:
-            key_mask = _check_mask(attention_mask, idx, "attention_mask")
+            key_mask = check_mask(attention_mask, idx, "attention_mask")
             if not bool(key_mask.all()):  # all-real rows: the cheaper plain causal path
-                attn_mask = _attention_mask(key_mask, T)
-                pos = _position_ids(key_mask)
+                attn_mask = query_key_mask(key_mask, T)
+                pos = position_ids(key_mask)
         if attn_mask is None:
             pos = torch.arange(T, device=idx.device)[None]
         x = self.drop(self.wte(idx) + self.wpe(pos))
@@ -355,161 +329,6 @@ class GPT(nn.Module):
         hidden = self.hidden_states(idx, attention_mask)
         logits = self.head(hidden)
         return (logits, hidden) if return_hidden else logits
-
-    # ---------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def generate(
-        self,
-        prompt_ids: Tensor,
-        prompt_mask: Tensor | None,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        eos_id: int | None = None,
-        generator: torch.Generator | None = None,
-        return_logits: bool = False,
-        pad_id: int = PAD_ID,
-    ) -> SampleOutput:
-        """Sample max_new_tokens tokens for every row of a LEFT-PADDED prompt batch.
-
-        prompt_ids [B,P] long, prompt_mask [B,P] (1 = real; None = no padding). Every row needs at
-        least one real prompt token (e.g. a BOS) and P + max_new_tokens <= block_size.
-        temperature > 0 divides the logits; top_k keeps the k most likely tokens (1 = greedy).
-        After a row samples eos_id it is finished: its later tokens are pad_id with mask 0. The
-        loop stops as soon as every row has finished. generator makes sampling reproducible.
-
-        A KV cache of [B, n_head, P + max_new_tokens, head_dim] per layer is allocated once; the
-        prompt is run in one forward, then one token per step. Runs under no_grad (not
-        inference_mode, whose tensors could not later be saved for backward) and in eval mode
-        (restored afterwards), so dropout never perturbs sampling.
-        """
-        cfg = self.config
-        if prompt_ids.dim() != 2:
-            raise ValueError(f"prompt_ids must be [B,P], got shape {tuple(prompt_ids.shape)}")
-        B, P = prompt_ids.shape
-        if B == 0 or P == 0:
-            raise ValueError(f"prompt_ids must be non-empty, got shape {tuple(prompt_ids.shape)}")
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
-            raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
-        if P + max_new_tokens > cfg.block_size:
-            raise ValueError(
-                f"prompt length {P} + max_new_tokens {max_new_tokens} = {P + max_new_tokens} "
-                f"exceeds block_size {cfg.block_size}; shorten the prompt or generate fewer tokens"
-            )
-        if not temperature > 0:
-            raise ValueError(
-                f"temperature must be > 0, got {temperature}; use top_k=1 for greedy decoding"
-            )
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
-                                  or top_k < 1):
-            raise ValueError(f"top_k must be None or an int >= 1, got {top_k!r}")
-        device = self.device
-        prompt_ids = prompt_ids.to(device)
-        if prompt_mask is None:
-            prompt_mask = torch.ones_like(prompt_ids, dtype=torch.bool)
-        prompt_mask = _check_mask(prompt_mask, prompt_ids, "prompt_mask")
-        if not bool(prompt_mask[:, -1].all()) or not bool(
-            (prompt_mask[:, 1:] >= prompt_mask[:, :-1]).all()
-        ):
-            raise ValueError(
-                "prompts must be LEFT-padded (mask 0...0 1...1) with at least one real token per "
-                "row; put padding before the prompt, not after it"
-            )
-
-        was_training = self.training
-        self.eval()
-        try:
-            return self._sample(
-                prompt_ids, prompt_mask, max_new_tokens, float(temperature),
-                top_k, eos_id, generator, return_logits, pad_id,
-            )
-        finally:
-            self.train(was_training)
-
-    def _sample(
-        self,
-        prompt_ids: Tensor,
-        prompt_mask: Tensor,
-        T: int,
-        temperature: float,
-        top_k: int | None,
-        eos_id: int | None,
-        generator: torch.Generator | None,
-        return_logits: bool,
-        pad_id: int,
-    ) -> SampleOutput:
-        cfg = self.config
-        device = prompt_ids.device
-        B, P = prompt_ids.shape
-        S = P + T
-        dtype = self.wte.weight.dtype
-        caches = [
-            (
-                torch.empty(B, cfg.n_head, S, cfg.head_dim, device=device, dtype=dtype),
-                torch.empty(B, cfg.n_head, S, cfg.head_dim, device=device, dtype=dtype),
-            )
-            for _ in range(cfg.n_layer)
-        ]
-        # Which cache slots are real keys: the prompt's mask, then every generated slot. Slots
-        # after a row's EOS stay 1 here: they only feed that row's later (discarded) outputs.
-        key_mask = torch.ones(B, S, dtype=torch.bool, device=device)
-        key_mask[:, :P] = prompt_mask
-        next_pos = prompt_mask.long().sum(dim=1, keepdim=True)  # [B,1] position of 1st new token
-
-        tokens = torch.full((B, T), pad_id, dtype=torch.long, device=device)
-        logprobs = torch.zeros(B, T, dtype=torch.float32, device=device)
-        mask = torch.zeros(B, T, dtype=torch.float32, device=device)
-        all_logits = (
-            torch.zeros(B, T, cfg.vocab_size, dtype=torch.float32, device=device)
-            if return_logits else None
-        )
-        finished = torch.zeros(B, dtype=torch.bool, device=device)
-
-        # Prefill: the whole prompt in one pass; only the last column's logits are needed.
-        x = self.wte(prompt_ids) + self.wpe(_position_ids(prompt_mask))
-        attn_mask = _attention_mask(prompt_mask, P)
-        for block, cache in zip(self.blocks, caches, strict=True):
-            x = block(x, attn_mask, cache, 0)
-        logits = self.head(self.ln_f(x[:, -1]))  # [B,V]
-
-        for t in range(T):
-            if all_logits is not None:
-                all_logits[:, t] = logits
-            tok, lp = _sample_token(logits, temperature, top_k, generator)
-            alive = ~finished
-            tokens[:, t] = torch.where(alive, tok, torch.full_like(tok, pad_id))
-            logprobs[:, t] = torch.where(alive, lp, torch.zeros_like(lp))
-            mask[:, t] = alive.float()
-            if eos_id is not None:
-                finished = finished | (alive & (tok == eos_id))
-                if bool(finished.all()):
-                    break
-            if t == T - 1:
-                break
-            # Decode one step: the new token sits at cache slot P+t and attends to every real
-            # key up to and including itself.
-            cur = P + t
-            x = self.wte(tokens[:, t : t + 1]) + self.wpe(next_pos + t)
-            attn_mask = key_mask[:, None, None, : cur + 1]
-            for block, cache in zip(self.blocks, caches, strict=True):
-                x = block(x, attn_mask, cache, cur)
-            logits = self.head(self.ln_f(x[:, -1]))
-        return SampleOutput(tokens=tokens, logprobs=logprobs, mask=mask, logits=all_logits)
-
-
-def _sample_token(
-    logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
-) -> tuple[Tensor, Tensor]:
-    """logits [B,V] -> (token [B], its log-prob under the temperature/top-k distribution [B])."""
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    logp = torch.log_softmax(logits, dim=-1)
-    tok = torch.multinomial(logp.exp(), 1, generator=generator)  # [B,1]
-    return tok.squeeze(1), logp.gather(1, tok).squeeze(1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from torch import nn
 from core.batching import encode_pairs, encode_prompts
 from core.model import GPT
 from core.preference import bradley_terry_loss, plackett_luce_nll
+from core.sampling import generate
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ def collect_rankings(policy: GPT, task, annotator, n: int, k: int, max_new_token
         prompts = task.sample_prompts(m, rng)
         rows = [p for p in prompts for _ in range(k)]
         ids, mask = encode_prompts(rows, device)
-        sample = policy.generate(ids, mask, max_new_tokens, temperature=temperature,
-                                 eos_id=tok.eos_id, generator=generator)
+        sample = generate(policy, ids, mask, max_new_tokens, temperature=temperature,
+                          eos_id=tok.eos_id, generator=generator)
         texts = [tok.decode(r) for r in sample.tokens.tolist()]
         true = task.true_rewards(rows, texts).reshape(m, k)
         ranks = annotator.rank(true)

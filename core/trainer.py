@@ -29,6 +29,7 @@ from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
 from core.model import ValueHead, frozen_copy, sequence_logprobs
 from core.reward_sources import make_reward_source
 from core.run_control import RunCancelled, RunControl
+from core.sampling import generate
 from core.tasks import get_task
 from core.tensor_utils import masked_mean
 from core.tokenizer import TOKENIZER
@@ -78,7 +79,8 @@ class Trainer:
             self.value_head = ValueHead(self.policy.config.n_embd).to(self.device)
             params += list(self.value_head.parameters())
         self.params = params
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        # fused: one kernel for every parameter (0.8 ms a step against 2.8 for foreach on CPU).
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=True)
         self.controller = self._make_controller(cfg)
         self.reward_source = make_reward_source(
             cfg, self.task, self.reference, self.device, self.rng, self._setup_progress,
@@ -207,9 +209,10 @@ class Trainer:
                    for _ in range(cfg.group_size)]
         prompt_ids, prompt_mask = encode_prompts(prompts, self.device)
         self.policy.eval()
-        sample = self.policy.generate(prompt_ids, prompt_mask, self.max_new_tokens,
-                                      temperature=cfg.temperature, top_k=cfg.top_k or None,
-                                      eos_id=self.tok.eos_id, generator=self.generator)
+        sample = generate(self.policy, prompt_ids, prompt_mask, self.max_new_tokens,
+                          temperature=cfg.temperature, top_k=cfg.top_k or None,
+                          eos_id=self.tok.eos_id, generator=self.generator,
+                          min_new_tokens=cfg.min_new_tokens).trimmed()
         t_sampled = time.perf_counter()
         mask = sample.mask
         input_ids = torch.cat([prompt_ids, sample.tokens], dim=1)
@@ -221,9 +224,10 @@ class Trainer:
         if bad:
             raise Diverged(self.step_index, f"reward is {bad}", params_intact=True)
         scores = torch.as_tensor(scored.scores, device=self.device)
+        t_rewarded = time.perf_counter()
 
-        with torch.no_grad():
-            P = prompt_ids.shape[1]
+        P = prompt_ids.shape[1]
+        with torch.inference_mode():   # ~10% faster than no_grad here; clone() below exits it
             logp_ref = sequence_logprobs(self.reference, input_ids, attention_mask, P,
                                          temperature=cfg.temperature).logprobs
             logp_old, values_old = sample.logprobs, None
@@ -232,17 +236,22 @@ class Trainer:
                                 scores, cfg.group_size)
                 out = self._forward(self.policy, first, self.value_head is not None)
                 logp_old, values_old = out.logp, out.values
+        # Inference tensors may not be saved for backward; these feed the loss as constants.
+        logp_ref, logp_old = logp_ref.clone(), logp_old.clone()
+        values_old = None if values_old is None else values_old.clone()
         batch = Rollout(input_ids, attention_mask, P, mask, logp_old * mask, logp_ref * mask,
                         values_old, scores, cfg.group_size, max_new_tokens=self.max_new_tokens)
+        t_scored = time.perf_counter()
         batch, metrics = self.objective.prepare(batch, beta)
         metrics.update(self._update(batch, beta))
         if hasattr(self.controller, "target"):
             metrics["kl/target"] = float(self.controller.target)
         if self.objective.measures_update:
             self.policy.eval()
-            with torch.no_grad():
-                logp_new = self._forward(self.policy, batch, False).logp
+            with torch.inference_mode():
+                logp_new = self._forward(self.policy, batch, False).logp.clone()
             metrics.update(self.objective.after_update(batch, logp_new))
+        t_updated = time.perf_counter()
 
         kl_seq = {k: float(kl_estimate(batch.logp_old, batch.logp_ref, k, mask=mask).sum(1).mean())
                   for k in ("k1", "k2", "k3")}
@@ -266,6 +275,9 @@ class Trainer:
             "completions/mean_length": n_tokens / mask.shape[0],
             "perf/step_s": step_s,
             "perf/sample_s": t_sampled - t_start,
+            "perf/reward_s": t_rewarded - t_sampled,
+            "perf/score_s": t_scored - t_rewarded,
+            "perf/update_s": t_updated - t_scored,
             "perf/tokens_per_s": n_tokens / step_s,
         })
         samples = [

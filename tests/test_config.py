@@ -113,3 +113,13 @@ def test_a_config_file_with_a_byte_order_mark_loads(tmp_path):
     path = tmp_path / "notepad.toml"
     path.write_bytes("\ufefflr = 3e-5\n".encode("utf-8"))
     assert RunConfig.load(path).lr == 3e-5
+
+
+def test_min_new_tokens_cannot_exceed_the_completion_length():
+    assert RunConfig(min_new_tokens=48).min_new_tokens == 48   # sentiment's default length
+    with pytest.raises(ValueError, match=r"min_new_tokens \(49\).*48, task sentiment"):
+        RunConfig(min_new_tokens=49)
+    with pytest.raises(ValueError, match=r"min_new_tokens \(6\) must be <= max_new_tokens \(5\)"):
+        RunConfig(min_new_tokens=6, max_new_tokens=5)
+    with pytest.raises(ValueError, match="task arithmetic"):   # arithmetic's answers are 4 long
+        RunConfig.for_algo("grpo", task="arithmetic", min_new_tokens=5)

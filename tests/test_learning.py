@@ -2,8 +2,8 @@
 
 The full 150-step curves for every objective live in benchmarks/ (bench_curves.py); this is the
 few-step version the suite can afford. Accuracy is measured on 1024 fixed prompts, the same for
-the trained policy and the frozen reference, so the comparison is paired and tight
-(binomial sd ~0.016; measured here: 0.540 -> 0.598).
+the trained policy and the frozen reference, each sampled eight times, so the comparison is paired
+and tight (measured here: 0.550 -> 0.591; a policy that learned nothing gains 0 +- 0.005).
 """
 
 import numpy as np
@@ -12,6 +12,7 @@ import torch
 
 from core.batching import encode_prompts
 from core.config import RunConfig
+from core.sampling import generate
 from core.tokenizer import TOKENIZER
 from core.trainer import Trainer, default_checkpoint
 
@@ -19,13 +20,18 @@ pytestmark = pytest.mark.skipif(not default_checkpoint("arithmetic").exists(),
                                 reason="assets/arithmetic.safetensors missing")
 
 
-def accuracy(model, task, n=1024) -> float:
+def accuracy(model, task, n=1024, draws=8) -> float:
+    """Mean accuracy over `draws` samplings of the same prompts: one sampling's paired gain
+    ranged 0.011-0.055 for one and the same trained policy (sd ~0.014), eight give sd ~0.005."""
     prompts = task.sample_prompts(n, np.random.default_rng(123))
     ids, mask = encode_prompts(prompts)
-    sample = model.generate(ids, mask, task.max_new_tokens, eos_id=TOKENIZER.eos_id,
-                            generator=torch.Generator().manual_seed(5))
-    texts = [TOKENIZER.decode(row) for row in sample.tokens.tolist()]
-    return float(task.true_rewards(prompts, texts).mean())
+    total = 0.0
+    for seed in range(draws):
+        sample = generate(model, ids, mask, task.max_new_tokens, eos_id=TOKENIZER.eos_id,
+                          generator=torch.Generator().manual_seed(5 + seed))
+        texts = [TOKENIZER.decode(row) for row in sample.tokens.tolist()]
+        total += float(task.true_rewards(prompts, texts).mean())
+    return total / draws
 
 
 def test_grpo_raises_arithmetic_accuracy():
@@ -36,4 +42,4 @@ def test_grpo_raises_arithmetic_accuracy():
         pass
     before, after = accuracy(trainer.reference, trainer.task), accuracy(trainer.policy,
                                                                          trainer.task)
-    assert after > before + 0.03, (before, after)
+    assert after > before + 0.02, (before, after)

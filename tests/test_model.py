@@ -9,12 +9,11 @@ from core.model import (
     GPT,
     PAD_ID,
     GPTConfig,
-    SampleOutput,
-    SequenceScores,
     ValueHead,
     frozen_copy,
     sequence_logprobs,
 )
+from core.sampling import generate
 
 V = 23  # vocabulary of the test models
 
@@ -110,155 +109,13 @@ def test_mask_of_ones_matches_no_mask():
 
 
 # ---------------------------------------------------------------------------------------------
-# generation
-
-
-def test_cached_generation_matches_full_forward_at_every_step():
-    model = make_model()
-    lengths, P, T = [5, 2, 1, 3], 5, 12
-    ids, mask = left_padded(lengths, width=P)
-    out = model.generate(ids, mask, T, generator=torch.Generator().manual_seed(0),
-                         return_logits=True)
-    assert out.logits is not None and out.logits.shape == (4, T, V)
-    full_ids = torch.cat([ids, out.tokens], dim=1)
-    full_mask = torch.cat([mask, torch.ones_like(out.tokens)], dim=1)
-    full = model(full_ids, attention_mask=full_mask)  # position P-1+t predicts token t
-    torch.testing.assert_close(out.logits, full[:, P - 1 : P - 1 + T], atol=1e-5, rtol=0)
-    # and each row equals the unpadded prompt run on its own
-    for i, n in enumerate(lengths):
-        alone = model(torch.cat([ids[i, P - n :], out.tokens[i]])[None])
-        torch.testing.assert_close(out.logits[i], alone[0, n - 1 : n - 1 + T], atol=1e-5, rtol=0)
-
-
-def test_generate_logprobs_equal_sequence_logprobs():
-    model = make_model()
-    ids, mask = left_padded([6, 3, 1, 4], width=6)
-    eos = 3
-    out = model.generate(ids, mask, 10, eos_id=eos, generator=torch.Generator().manual_seed(3))
-    scores = sequence_logprobs(
-        model, torch.cat([ids, out.tokens], 1), torch.cat([mask, out.mask], 1), start=6
-    )
-    assert isinstance(scores, SequenceScores) and scores.entropy is None and scores.hidden is None
-    m = out.mask.bool()
-    assert m.sum() > 4
-    torch.testing.assert_close(scores.logprobs[m], out.logprobs[m], atol=1e-5, rtol=0)
-
-
-def test_logprobs_follow_temperature_and_top_k():
-    model = make_model()
-    ids, mask = left_padded([3, 2], width=3)
-    out = model.generate(ids, mask, 8, temperature=0.7, generator=torch.Generator().manual_seed(1))
-    scores = sequence_logprobs(
-        model, torch.cat([ids, out.tokens], 1), torch.cat([mask, out.mask], 1), 3, temperature=0.7
-    )
-    torch.testing.assert_close(scores.logprobs, out.logprobs, atol=1e-5, rtol=0)
-    # top-k renormalises over k tokens: each log-prob is >= the untruncated one
-    out_k = model.generate(ids, mask, 8, top_k=3, generator=torch.Generator().manual_seed(1))
-    full = sequence_logprobs(
-        model, torch.cat([ids, out_k.tokens], 1), torch.cat([mask, out_k.mask], 1), 3
-    ).logprobs
-    assert (out_k.logprobs >= full - 1e-6).all()
-
-
-def test_top_k_1_is_greedy():
-    model = make_model()
-    ids, mask = left_padded([4, 2, 3], width=4)
-    out = model.generate(ids, mask, 6, top_k=1, return_logits=True,
-                         generator=torch.Generator().manual_seed(0))
-    assert torch.equal(out.tokens, out.logits.argmax(-1))
-    torch.testing.assert_close(out.logprobs, torch.zeros_like(out.logprobs))
-    again = model.generate(ids, mask, 6, top_k=1, generator=torch.Generator().manual_seed(99))
-    assert torch.equal(out.tokens, again.tokens)
-
-
-def test_same_seed_same_samples():
-    model = make_model()
-    ids, mask = left_padded([4, 2, 3], width=4)
-    a = model.generate(ids, mask, 10, generator=torch.Generator().manual_seed(7))
-    b = model.generate(ids, mask, 10, generator=torch.Generator().manual_seed(7))
-    c = model.generate(ids, mask, 10, generator=torch.Generator().manual_seed(8))
-    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.logprobs, b.logprobs)
-    assert not torch.equal(a.tokens, c.tokens)
-
-
-def test_tokens_after_eos_are_pad_and_masked():
-    model = make_model()
-    ids, mask = left_padded([3] * 16, width=3)
-    eos = 5
-    out = model.generate(ids, mask, 20, eos_id=eos, generator=torch.Generator().manual_seed(0))
-    assert isinstance(out, SampleOutput)
-    n_eos = 0
-    for row in range(16):
-        toks, m = out.tokens[row], out.mask[row]
-        hits = (toks == eos).nonzero().flatten()
-        if len(hits) == 0:
-            assert m.all()
-            continue
-        n_eos += 1
-        first = int(hits[0])
-        assert m[: first + 1].all() and not m[first + 1 :].any()  # EOS itself is real
-        assert (toks[first + 1 :] == PAD_ID).all() and (out.logprobs[row, first + 1 :] == 0).all()
-        assert out.lengths[row] == first + 1
-    assert n_eos > 0  # the test exercised EOS
-
-
-def test_generation_stops_early_when_all_rows_finish():
-    model = make_model()
-    ids, mask = left_padded([2, 2], width=2)
-    eos = 4
-    # make EOS overwhelmingly likely: every final hidden state becomes e, and e . wte[eos] >> 0
-    with torch.no_grad():
-        e = torch.randn(32)
-        model.ln_f.weight.zero_()
-        model.ln_f.bias.copy_(e)
-        model.wte.weight[eos] = 10 * e
-    calls = []
-    model.blocks[0].register_forward_hook(lambda *args: calls.append(1))
-    out = model.generate(ids, mask, 10, eos_id=eos)
-    assert (out.tokens[:, 0] == eos).all()
-    assert (out.mask.sum(1) == 1).all() and (out.tokens[:, 1:] == PAD_ID).all()
-    assert len(calls) == 1  # the prompt pass only: no decode step was run
-
-
-def test_generate_restores_train_mode_and_makes_no_grad():
-    model = make_model().train()
-    ids, mask = left_padded([2], width=2)
-    out = model.generate(ids, mask, 3)
-    assert model.training and not out.logprobs.requires_grad
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        (dict(max_new_tokens=30), "block_size"),
-        (dict(max_new_tokens=3, temperature=0.0), "temperature"),
-        (dict(max_new_tokens=3, top_k=0), "top_k"),
-        (dict(max_new_tokens=0), "max_new_tokens"),
-    ],
-)
-def test_generate_validation(kwargs, match):
-    model = make_model()
-    ids, mask = left_padded([2, 3], width=3)
-    with pytest.raises(ValueError, match=match):
-        model.generate(ids, mask, **kwargs)
-
-
-def test_generate_rejects_right_padding():
-    model = make_model()
-    ids = torch.randint(1, V, (2, 4))
-    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
-    with pytest.raises(ValueError, match="LEFT-padded"):
-        model.generate(ids, mask, 3)
-
-
-# ---------------------------------------------------------------------------------------------
 # scoring, value head, reference
 
 
 def test_sequence_logprobs_grad_entropy_hidden_and_value_head():
     model = make_model().train()
     ids, mask = left_padded([5, 2], width=5)
-    out = model.generate(ids, mask, 6, generator=torch.Generator().manual_seed(0))
+    out = generate(model, ids, mask, 6, generator=torch.Generator().manual_seed(0))
     full_ids, full_mask = torch.cat([ids, out.tokens], 1), torch.cat([mask, out.mask], 1)
     logp, ent, hidden = sequence_logprobs(
         model, full_ids, full_mask, 5, return_entropy=True, return_hidden=True

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.skipif(not default_checkpoint("sentiment").exists(),
                                 reason="assets/sentiment.safetensors missing (run pretrain)")
 
 SMALL = dict(prompts_per_step=2, group_size=4, steps=3, samples_per_step=4)
-TIMING = {"time_s", "perf/step_s", "perf/sample_s", "perf/tokens_per_s"}
+TIMING = {"time_s", "perf/step_s", "perf/sample_s", "perf/reward_s", "perf/score_s",
+          "perf/update_s", "perf/tokens_per_s"}
 
 
 @pytest.mark.parametrize("algo", ["reinforce", "kl_penalty", "ppo", "grpo"])
@@ -101,3 +102,14 @@ def test_learned_reward_trains_a_model_first_and_reports_it():
 def test_missing_checkpoint_says_how_to_make_one(tmp_path):
     with pytest.raises(ValueError, match="rlhf-explorer pretrain"):
         Trainer(RunConfig(checkpoint=str(tmp_path / "none.safetensors")))
+
+
+def test_min_new_tokens_equal_to_max_makes_every_completion_full_length():
+    """The knob equal work is asked with (benchmarks/bench_vs_trl.py): no completion ends early,
+    and the sampler's log-probs still serve as the old policy's (GRPO's first ratio is 1)."""
+    cfg = RunConfig.for_algo("grpo", **SMALL, max_new_tokens=12, min_new_tokens=12)
+    rows = [r.metrics for r in Trainer(cfg).run()]
+    assert all(r["completions/mean_length"] == 12 for r in rows)
+    assert rows[0]["policy/clip_frac"] == 0
+    free = [r.metrics for r in Trainer(cfg.with_changes(min_new_tokens=0)).run()]
+    assert any(r["completions/mean_length"] < 12 for r in free)
