@@ -225,10 +225,17 @@ def main() -> int:
                         help="a RunConfig setting, e.g. threads=1 (repeatable)")
     parser.add_argument("--spikes", type=float, default=0.0, metavar="MS",
                         help="also list probes slower than MS, with redraws and steps near them")
+    parser.add_argument("--headless", action="store_true",
+                        help="then run as many steps of the same config without the window, in "
+                             "this process, and print how much slower the window's steps were")
+    parser.add_argument("--switch-interval", type=float, default=0.0, metavar="S",
+                        help="sys.setswitchinterval(S) first (0 = leave the window's own)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="give up if the first step has not arrived after this long")
     args = parser.parse_args()
 
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     changes = {"steps": 100_000, **parse_sets(args.set)}
     cfg = RunConfig.for_algo("grpo", **changes)
 
@@ -264,6 +271,7 @@ def main() -> int:
     def on_step(update) -> None:
         if state["t_end"] is None and state["t_first"] is not None:
             state["step_s"].append(update.metrics_dict().get("perf/step_s", math.nan))
+            state.setdefault("rows", []).append(update.metrics_dict())
             state["arrivals"].append(time.perf_counter())
         if state["started"] or window.live_series is None:
             return
@@ -325,7 +333,11 @@ def main() -> int:
     steps = state["steps1"] - state["steps0"]
     lat, lag = probe.latencies, probe.timer_lags
     points = window.live_series.n_steps if window.live_series else 0
-    threads = cfg.threads or max(1, (os.cpu_count() or 2) - 1)
+    from core.threads import resolve_threads, sampling_threads
+
+    threads = resolve_threads(cfg.threads, beside_gui=True)
+    sampling = sampling_threads(cfg.threads, beside_gui=True)
+    threads = f"{threads}" if sampling == threads else f"{threads} (sampling {sampling})"
     step_s = [s for s in state["step_s"] if math.isfinite(s)]
     print(f"GRPO sentiment, {os.cpu_count()} CPUs, torch threads {threads}"
           f"{' (auto)' if not cfg.threads else ''}, {elapsed:.1f} s measured, "
@@ -350,6 +362,21 @@ def main() -> int:
     print()
     if args.spikes:
         print_spikes(args.spikes / 1000, state, probe, redraws)
+    if args.headless and step_s:
+        from core.trainer import Trainer
+
+        trainer = Trainer(cfg.with_changes(steps=len(step_s) + 3))
+        rows = [r.metrics for r in trainer.run()][3:]
+        alone = [r["perf/step_s"] for r in rows]
+        window_s, headless_s = float(np.median(step_s)), float(np.median(alone))
+        for phase in ("perf/sample_s", "perf/score_s", "perf/update_s"):
+            here = float(np.median([r[phase] for r in state["rows"] if phase in r]))
+            there = float(np.median([r[phase] for r in rows]))
+            print(f"  {phase}: window {1000 * here:.0f} ms, headless {1000 * there:.0f} ms "
+                  f"({100 * (here / there - 1):+.0f}%)")
+        print(f"step time, median: window {window_s:.3f} s, headless {headless_s:.3f} s "
+              f"({len(alone)} steps, same process, after it): the window costs "
+              f"{100 * (window_s / headless_s - 1):+.0f}% (goal within 10%)")
     p99, p99_steady = pct(lat, 99), pct(steady, 99)
     print(f"goal p99 < 50 ms: {'met' if p99 < 50 else 'NOT met'} ({p99:.1f} ms; "
           f"{p99_steady:.1f} ms after the first {STEADY_AFTER_S:g} s)")

@@ -68,7 +68,10 @@ def main() -> int:
     window.start_run()
     app.exec()
     window.close()
-    threads = cfg.threads or max(1, (os.cpu_count() or 2) - 1)
+    from core.threads import resolve_threads, sampling_threads
+
+    threads, sampling = (resolve_threads(cfg.threads, True), sampling_threads(cfg.threads, True))
+    threads = f"{threads}" if sampling == threads else f"{threads} (sampling {sampling})"
     print(f"GRPO sentiment in the window, seed {args.seed}, {os.cpu_count()} CPUs, "
           f"torch threads {threads}")
     print(f"launch -> window shown: {state['start'] - t_launch:.1f} s")

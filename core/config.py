@@ -49,8 +49,9 @@ class RunConfig:
                      group="run")
     device: str = knob("auto", "Where torch runs: auto picks CUDA when available.",
                        choices=("auto", "cpu", "cuda"), group="run")
-    threads: int = knob(0, "torch CPU threads; 0 = auto (all cores but one). Two threads "
-                        "slow 3-50x when another busy process or the GUI shares two cores.",
+    threads: int = knob(0, "torch CPU threads; 0 = auto: every core headless; in the window, "
+                        "every core for the passes and all but one for sampling, whose small "
+                        "steps stall when the GUI takes a core (core/threads.py).",
                         min=0, max=256, group="run")
     checkpoint: str = knob("", "Base model checkpoint (safetensors); empty = the task's shipped "
                            "one in assets/.", group="run")

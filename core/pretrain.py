@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ import torch
 
 from core.model import GPT, GPTConfig
 from core.tasks import get_task
+from core.threads import resolve_threads
 from core.tokenizer import TOKENIZER
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class PretrainConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
-    threads: int = 0           # 0 = all cores but one
+    threads: int = 0           # 0 = every core (core/threads.py)
 
 
 def _batch(lines: list[list[int]], idx: np.ndarray):
@@ -60,8 +60,7 @@ def _loss(model: GPT, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def pretrain(cfg: PretrainConfig, device="cpu", progress=None) -> tuple[GPT, dict]:
     """Train a fresh GPT on the task's corpus. progress(step, steps, loss) is called every step."""
     task = get_task(cfg.task)
-    # Two threads on two shared cores can run 50x slower than one; keep a core free.
-    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(resolve_threads(cfg.threads, beside_gui=False))
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     lines = [TOKENIZER.encode(s) for s in task.corpus(cfg.corpus_lines, seed=cfg.seed)]

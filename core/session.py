@@ -60,12 +60,14 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
                      run_id: str | None = None, feedback=None,
                      control: RunControl | None = None,
                      on_run: Callable[[str], None] | None = None,
-                     resume: ResumePlan | None = None) -> tuple[str, str]:
+                     resume: ResumePlan | None = None,
+                     beside_gui: bool = False) -> tuple[str, str]:
     """Run `cfg` to the end (or a stop) and return (run_id, status). `feedback` ranks iterated
     rounds (the window passes the person); by default the simulated annotator does, and its
     rankings are stored like a person's. `control` is the run's RunControl (stop, pause, edits);
     `on_run(run_id)` is called once the run exists. `resume` (core.train_state.plan_resume)
-    carries on a stored run under its own id instead of starting one: `cfg` is then its plan's."""
+    carries on a stored run under its own id instead of starting one: `cfg` is then its plan's.
+    beside_gui: the window shares the machine (automatic thread counts, core/threads.py)."""
     if resume is not None:
         cfg = resume.cfg
     preflight(cfg, store)
@@ -88,7 +90,7 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
     trainer = None
     try:
         trainer = Trainer(cfg, progress, store.data_dir, feedback, run_label=f"run {run_id}",
-                          control=control, restore=restore)
+                          control=control, restore=restore, beside_gui=beside_gui)
         if on_trainer:
             on_trainer(trainer)
         rankings = trainer.reward_source.rankings

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from core.run_control import RunCancelled, RunControl
 from core.sampling import generate
 from core.tasks import get_task
 from core.tensor_utils import masked_mean
+from core.threads import resolve_threads, sampling_threads
 from core.tokenizer import TOKENIZER
 
 log = logging.getLogger(__name__)
@@ -46,12 +46,14 @@ class StepResult:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, progress=None, data_dir=None, feedback=None,
-                 run_label: str = "run", control: RunControl | None = None, restore=None):
+                 run_label: str = "run", control: RunControl | None = None, restore=None,
+                 beside_gui: bool = False):
         """progress(phase: str, done: int, total: int) reports long set-up work (reward model).
         data_dir holds named reward models and the rankings store; feedback ranks the groups of
         an iterated round (default: the simulated annotator; `core.feedback`). control is the
         run's RunControl (made here when not given); restore, a `core.train_state.TrainState`
-        to carry on from (its reward model replaces set-up training)."""
+        to carry on from (its reward model replaces set-up training). beside_gui: the window
+        shares the cores, which changes the automatic thread counts (core/threads.py)."""
         self.control = control or RunControl(cfg)
         if control is not None and control.cfg is not cfg:
             self.control.commit(cfg)
@@ -59,7 +61,9 @@ class Trainer:
         self.feedback = feedback
         self._round_out: tuple[list[dict], dict] = ([], {})
         self.step_index = 0
-        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) - 1))
+        self.threads = resolve_threads(cfg.threads, beside_gui)
+        self.sample_threads = sampling_threads(cfg.threads, beside_gui)
+        torch.set_num_threads(self.threads)
         torch.manual_seed(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.rng = np.random.default_rng(cfg.seed)
@@ -209,10 +213,14 @@ class Trainer:
                    for _ in range(cfg.group_size)]
         prompt_ids, prompt_mask = encode_prompts(prompts, self.device)
         self.policy.eval()
+        if self.sample_threads != self.threads:
+            torch.set_num_threads(self.sample_threads)
         sample = generate(self.policy, prompt_ids, prompt_mask, self.max_new_tokens,
                           temperature=cfg.temperature, top_k=cfg.top_k or None,
                           eos_id=self.tok.eos_id, generator=self.generator,
                           min_new_tokens=cfg.min_new_tokens).trimmed()
+        if self.sample_threads != self.threads:
+            torch.set_num_threads(self.threads)
         t_sampled = time.perf_counter()
         mask = sample.mask
         input_ids = torch.cat([prompt_ids, sample.tokens], dim=1)

@@ -148,7 +148,8 @@ class TrainingThread(QThread):
             _, status = train_and_record(
                 self.cfg, store, progress=self._progress, on_step=self._on_step,
                 on_trainer=self._adopt, feedback=self if person else None,
-                control=self.control, on_run=self._on_run, resume=self.resume)
+                control=self.control, on_run=self._on_run, resume=self.resume,
+                beside_gui=True)
             self.runFinished.emit(self.run_id or "", status)
         except ValueError as error:
             if not self._opened:   # refused before the run existed or reopened: one line

@@ -14,6 +14,20 @@ from core.sampling import SampleOutput, generate
 # generation
 
 
+def spy_on_loop(monkeypatch) -> list[int]:
+    """The number of tokens each decode loop sampled (it runs the model once fewer times)."""
+    steps = []
+    run = sampling._run_loop
+
+    def spy(*args):
+        out = run(*args)
+        steps.append(out[2])
+        return out
+
+    monkeypatch.setattr(sampling, "_run_loop", spy)
+    return steps
+
+
 def test_cached_generation_matches_full_forward_at_every_step():
     model = make_model()
     lengths, P, T = [5, 2, 1, 3], 5, 12
@@ -113,13 +127,11 @@ def test_generation_stops_early_when_all_rows_finish(monkeypatch):
         model.ln_f.weight.zero_()
         model.ln_f.bias.copy_(e)
         model.wte.weight[eos] = 10 * e
-    calls = []
-    step = sampling._decode_step
-    monkeypatch.setattr(sampling, "_decode_step", lambda *a: calls.append(1) or step(*a))
+    loops = spy_on_loop(monkeypatch)
     out = generate(model, ids, mask, 10, eos_id=eos)
     assert (out.tokens[:, 0] == eos).all()
     assert (out.mask.sum(1) == 1).all() and (out.tokens[:, 1:] == PAD_ID).all()
-    assert calls == []  # the prompt pass only: no decode step was run
+    assert loops == [1]  # one token sampled from the prompt pass, no decode step run
 
 
 def test_generate_restores_train_mode_and_makes_no_grad():
@@ -221,14 +233,12 @@ def test_trimmed_drops_only_columns_no_row_reached(monkeypatch):
     exactly the columns up to it."""
     eos = 4
     model = eos_loving_model(eos, strength=0.1)   # EOS likely, not certain: rows end apart
-    calls = []
-    step = sampling._decode_step
-    monkeypatch.setattr(sampling, "_decode_step", lambda *a: calls.append(1) or step(*a))
+    loops = spy_on_loop(monkeypatch)
     ids, mask = left_padded([3] * 16, width=3)
     out = generate(model, ids, mask, 20, eos_id=eos, generator=torch.Generator().manual_seed(0))
     width = int(out.lengths.max())
     assert 1 < len(set(out.lengths.tolist())) and width < 20   # the case under test
-    assert len(calls) == width - 1   # it stopped when the last row ended, not before or after
+    assert loops == [width]   # it stopped when the last row ended, not before or after
     short = out.trimmed()
     assert short.tokens.shape == (16, width) and torch.equal(short.lengths, out.lengths)
     assert torch.equal(short.tokens, out.tokens[:, :width]) and not out.mask[:, width:].any()
