@@ -1,4 +1,4 @@
-"""Throughput of core/model.py on the default config: sampling (KV cache vs none) and one update.
+"""Throughput of sampling (core/sampling.py, KV cache vs none) and one update (core/model.py).
 
     .venv/bin/python benchmarks/bench_model.py [--threads 2] [--repeats 7]
 

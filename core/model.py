@@ -28,6 +28,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from core.masks import as_token_mask, position_ids, query_key_mask
+from core.shared_prompts import completion_states
+
 Tensor = torch.Tensor
 
 # Token id written after a row has emitted EOS. The mask, not this id, is what says "not real";
@@ -197,41 +200,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-def check_mask(mask: Tensor, like: Tensor, name: str) -> Tensor:
-    """Return `mask` as bool with `like`'s [B,T] shape (1/True = real token)."""
-    if mask.shape != like.shape:
-        raise ValueError(
-            f"{name} must have the same shape as the token ids {tuple(like.shape)}, "
-            f"got {tuple(mask.shape)}"
-        )
-    return mask.to(device=like.device) != 0
-
-
-def position_ids(mask: Tensor) -> Tensor:
-    """Positions that ignore left padding: the first real token of every row is position 0.
-
-    cumsum(mask) - 1 counts real tokens before (and including) each slot; pads before the first
-    real token would get -1 and are clamped to 0 (their outputs are never used).
-    """
-    return (mask.long().cumsum(dim=1) - 1).clamp_min(0)
-
-
-def query_key_mask(key_mask: Tensor, n_query: int) -> Tensor:
-    """Boolean [B,1,Tq,Tk] mask for SDPA (True = may attend), the queries being the LAST n_query
-    of the Tk keys: causal AND key is real. Every query may also attend to itself, so a pad query
-    (whose row would otherwise be all False -> softmax over nothing -> NaN) stays finite; for a real
-    query the diagonal is allowed anyway, so real outputs are unchanged.
-    """
-    n_key = key_mask.shape[1]
-    offset = n_key - n_query
-    q_idx = torch.arange(offset, n_key, device=key_mask.device)[:, None]
-    k_idx = torch.arange(n_key, device=key_mask.device)[None, :]
-    causal = k_idx <= q_idx  # [Tq,Tk]
-    allowed = causal[None] & key_mask[:, None, :]  # [B,Tq,Tk]
-    allowed = allowed | (k_idx == q_idx)[None]
-    return allowed[:, None]  # [B,1,Tq,Tk], broadcast over heads
-
-
 class SequenceScores(NamedTuple):
     """Result of `sequence_logprobs`; unpacks as (logprobs, entropy, hidden)."""
 
@@ -303,7 +271,7 @@ class GPT(nn.Module):
             )
         attn_mask = None
         if attention_mask is not None:
-            key_mask = check_mask(attention_mask, idx, "attention_mask")
+            key_mask = as_token_mask(attention_mask, idx, "attention_mask")
             if not bool(key_mask.all()):  # all-real rows: the cheaper plain causal path
                 attn_mask = query_key_mask(key_mask, T)
                 pos = position_ids(key_mask)
@@ -344,6 +312,7 @@ def sequence_logprobs(
     temperature: float = 1.0,
     return_entropy: bool = False,
     return_hidden: bool = False,
+    group: int = 1,
 ) -> SequenceScores:
     """Score the completion part of full sequences, WITH grad (this is the policy-gradient path).
 
@@ -359,6 +328,8 @@ def sequence_logprobs(
 
     Values at mask-0 (pad) slots are finite but meaningless: multiply by / average with the mask.
     With temperature 1 this equals SampleOutput.logprobs of a top_k=None sample on real tokens.
+    group > 1: the rows come in groups of that many sharing their prompt (a step's completions
+    of one prompt), which then runs once per group (core/shared_prompts.py); same numbers.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -370,7 +341,10 @@ def sequence_logprobs(
             f"start must be an int in [1, L-1] = [1, {L - 1}] (the prompt width, which needs at "
             f"least one token), got {start!r}"
         )
-    hidden = model.hidden_states(input_ids, attention_mask)[:, start - 1 : L - 1]
+    if group > 1:
+        hidden = completion_states(model, input_ids, attention_mask, start, group)
+    else:
+        hidden = model.hidden_states(input_ids, attention_mask)[:, start - 1 : L - 1]
     logits = model.head(hidden).float()  # logits only where they are needed
     if temperature != 1.0:
         logits = logits / temperature

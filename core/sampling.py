@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.model import GPT, PAD_ID, check_mask, position_ids, query_key_mask
+from core.masks import as_token_mask, position_ids, query_key_mask
+from core.model import GPT, PAD_ID
 
 Tensor = torch.Tensor
 
@@ -53,12 +54,16 @@ class SampleOutput:
     mask:     [B,T] float. 1 for real completion tokens up to and including EOS, else 0.
     logits:   [B,T,V] raw model logits (before temperature / top-k) at each step, only when
               generate(..., return_logits=True); else None. For tests and inspection.
+    hidden:   [B,T,C] the final hidden state each token was chosen from (what a value head reads
+              as V(s_t), as `sequence_logprobs(..., return_hidden=True)` gives it), only when
+              generate(..., return_hidden=True); else None.
     """
 
     tokens: Tensor
     logprobs: Tensor
     mask: Tensor
     logits: Tensor | None = None
+    hidden: Tensor | None = None
 
     @property
     def lengths(self) -> Tensor:
@@ -71,9 +76,10 @@ class SampleOutput:
         width = max(1, int(self.lengths.max()))
         if width == self.tokens.shape[1]:
             return self
+        def cut(t):
+            return None if t is None else t[:, :width]
         return SampleOutput(self.tokens[:, :width], self.logprobs[:, :width],
-                            self.mask[:, :width],
-                            None if self.logits is None else self.logits[:, :width])
+                            self.mask[:, :width], cut(self.logits), cut(self.hidden))
 
 
 def generate(
@@ -88,6 +94,7 @@ def generate(
     return_logits: bool = False,
     pad_id: int = PAD_ID,
     min_new_tokens: int = 0,
+    return_hidden: bool = False,
 ) -> SampleOutput:
     """Sample max_new_tokens tokens for every row of a LEFT-PADDED prompt batch.
 
@@ -133,7 +140,7 @@ def generate(
     prompt_ids = prompt_ids.to(device)
     if prompt_mask is None:
         prompt_mask = torch.ones_like(prompt_ids, dtype=torch.bool)
-    prompt_mask = check_mask(prompt_mask, prompt_ids, "prompt_mask")
+    prompt_mask = as_token_mask(prompt_mask, prompt_ids, "prompt_mask")
     if not bool(prompt_mask[:, -1].all()) or not bool(
         (prompt_mask[:, 1:] >= prompt_mask[:, :-1]).all()
     ):
@@ -150,7 +157,7 @@ def generate(
     try:
         with torch.inference_mode():
             out = _sample(model, prompt_ids, prompt_mask, max_new_tokens, float(temperature),
-                          top_k, eos_id, generator, return_logits, pad_id, ban)
+                          top_k, eos_id, generator, return_logits, pad_id, ban, return_hidden)
     finally:
         model.train(was_training)
     # Inference tensors cannot be saved for backward; the update embeds these tokens.
@@ -159,7 +166,7 @@ def generate(
 
 def _sample(model: GPT, prompt_ids: Tensor, prompt_mask: Tensor, T: int, temperature: float,
             top_k: int | None, eos_id: int | None, generator: torch.Generator | None,
-            return_logits: bool, pad_id: int, ban: int) -> tuple:
+            return_logits: bool, pad_id: int, ban: int, return_hidden: bool) -> tuple:
     cfg = model.config
     device = prompt_ids.device
     B, P = prompt_ids.shape
@@ -173,7 +180,7 @@ def _sample(model: GPT, prompt_ids: Tensor, prompt_mask: Tensor, T: int, tempera
     mask = query_key_mask(prompt_mask, P)
     for block, cache in zip(model.blocks, caches, strict=True):
         x = block(x, mask, cache, 0)
-    logits = model.head(model.ln_f(x[:, -1]))  # [B,V]
+    hidden = model.ln_f(x[:, -1])  # [B,C]
 
     # Key padding as an additive bias over every cache slot (generated slots are all real),
     # laid out [B*H, 1, S] to match the batched products of `_decode_step`.
@@ -187,10 +194,11 @@ def _sample(model: GPT, prompt_ids: Tensor, prompt_mask: Tensor, T: int, tempera
     gumbel = u.clamp_(min=1e-20).log_().neg_().clamp_(min=1e-20).log_().neg_()
 
     all_logits = torch.zeros(B, T, cfg.vocab_size, device=device) if return_logits else None
+    all_hidden = torch.zeros(B, T, cfg.n_embd, device=device) if return_hidden else None
     tokens, logprobs, steps = _run_loop(
-        logits, gumbel, _weights(model), [k for k, _ in caches], [v for _, v in caches], bias,
+        hidden, gumbel, _weights(model), [k for k, _ in caches], [v for _, v in caches], bias,
         pos0, P, H, hd, model.ln_f.eps, temperature, top_k or 0,
-        -1 if eos_id is None else eos_id, ban, all_logits)
+        -1 if eos_id is None else eos_id, ban, all_logits, all_hidden)
     tokens, logprobs = tokens[:, :steps], logprobs[:, :steps]
     if eos_id is not None:
         # A token is real up to and including the row's first EOS.
@@ -204,7 +212,7 @@ def _sample(model: GPT, prompt_ids: Tensor, prompt_mask: Tensor, T: int, tempera
     out_tokens[:, :steps] = tokens.masked_fill(~real, pad_id)
     out_logp[:, :steps] = logprobs.masked_fill(~real, 0.0)
     out_mask[:, :steps] = real.float()
-    return out_tokens, out_logp, out_mask, all_logits
+    return out_tokens, out_logp, out_mask, all_logits, all_hidden
 
 
 def _weights(model: GPT) -> list[Tensor]:
@@ -226,19 +234,23 @@ def _run_loop(*args) -> tuple[Tensor, Tensor, int]:
     return _kernel()(*args)
 
 
-def _decode_loop(logits: Tensor, gumbel: Tensor, w: list[Tensor], k_caches: list[Tensor],
+def _decode_loop(hidden: Tensor, gumbel: Tensor, w: list[Tensor], k_caches: list[Tensor],
                  v_caches: list[Tensor], bias: Tensor, pos0: Tensor, P: int, H: int, hd: int,
                  eps: float, temperature: float, top_k: int, eos_id: int, ban: int,
-                 all_logits: Tensor | None) -> tuple[Tensor, Tensor, int]:
-    """Sample token t from `logits`, then run the model one step on it; T = gumbel.shape[0]
-    times or until every row has sampled EOS. top_k 0 = all tokens, eos_id -1 = none.
-    Returns raw tokens and their log-probs [B,T] (valid up to `steps`) and `steps`."""
-    T, B = gumbel.shape[0], logits.shape[0]
-    tokens = torch.empty(B, T, dtype=torch.long, device=logits.device)
-    logprobs = torch.empty(B, T, dtype=torch.float32, device=logits.device)
-    finished = torch.zeros(B, dtype=torch.bool, device=logits.device)
+                 all_logits: Tensor | None,
+                 all_hidden: Tensor | None) -> tuple[Tensor, Tensor, int]:
+    """Sample token t from the final `hidden` state [B,C], then run the model one step on it;
+    T = gumbel.shape[0] times or until every row has sampled EOS. top_k 0 = all tokens, eos_id
+    -1 = none. Returns raw tokens and their log-probs [B,T] (valid up to `steps`) and `steps`."""
+    T, B = gumbel.shape[0], hidden.shape[0]
+    tokens = torch.empty(B, T, dtype=torch.long, device=hidden.device)
+    logprobs = torch.empty(B, T, dtype=torch.float32, device=hidden.device)
+    finished = torch.zeros(B, dtype=torch.bool, device=hidden.device)
     steps = T
     for t in range(T):
+        if all_hidden is not None:
+            all_hidden[:, t] = hidden
+        logits = F.linear(hidden, w[0])   # the tied head
         if all_logits is not None:
             all_logits[:, t] = logits
         scaled = logits.float()
@@ -265,15 +277,16 @@ def _decode_loop(logits: Tensor, gumbel: Tensor, w: list[Tensor], k_caches: list
                 break
         if t == T - 1:
             break
-        logits = _decode_kernel(tok, pos0 + t, w, k_caches, v_caches, bias, P + t, H, hd, eps)
+        hidden = _decode_kernel(tok, pos0 + t, w, k_caches, v_caches, bias, P + t, H, hd, eps)
     return tokens, logprobs, steps
 
 
 def _decode_kernel(tok: Tensor, pos: Tensor, w: list[Tensor], k_caches: list[Tensor],
                    v_caches: list[Tensor], bias: Tensor, cur: int, H: int, hd: int,
                    eps: float) -> Tensor:
-    """`Block.forward` on a length-1 sequence, for every block, in functional form on [B,C]
-    activations; w = [wte, wpe, 12 tensors per block, ln_f weight, ln_f bias]."""
+    """`Block.forward` on a length-1 sequence, for every block, then the final LayerNorm, in
+    functional form on [B,C] activations -> hidden [B,C]; w = [wte, wpe, 12 tensors per block,
+    ln_f weight, ln_f bias]."""
     B = tok.shape[0]
     C = w[0].shape[1]
     end = cur + 1
@@ -294,8 +307,7 @@ def _decode_kernel(tok: Tensor, pos: Tensor, w: list[Tensor], k_caches: list[Ten
         h = F.layer_norm(x, [C], w[o + 6], w[o + 7], eps)
         h = F.gelu(F.linear(h, w[o + 8], w[o + 9]))
         x = x + F.linear(h, w[o + 10], w[o + 11])
-    x = F.layer_norm(x, [C], w[-2], w[-1], eps)
-    return F.linear(x, w[0])
+    return F.layer_norm(x, [C], w[-2], w[-1], eps)
 
 
 _compiled: list = []

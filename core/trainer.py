@@ -191,10 +191,12 @@ class Trainer:
         events, old = self._round_out
         self._round_out = (events + [event], {**old, **metrics})
 
-    def _forward(self, model, batch: Rollout, with_value: bool) -> PolicyOutput:
+    def _forward(self, model, batch: Rollout, with_value: bool, group: int = 1) -> PolicyOutput:
+        """group: the rows are the step's groups in order, so each prompt runs once."""
         logp, ent, hidden = sequence_logprobs(
             model, batch.input_ids, batch.attention_mask, batch.prompt_len,
-            temperature=self.cfg.temperature, return_entropy=True, return_hidden=with_value)
+            temperature=self.cfg.temperature, return_entropy=True, return_hidden=with_value,
+            group=group)
         # The critic reads the policy's hidden states but trains only its own head: with the
         # value loss flowing into the shared trunk, PPO at lr 4e-5 collapsed into noise within
         # 100 steps (KL 270 nats), its targets growing with the KL penalty they fed.
@@ -218,7 +220,8 @@ class Trainer:
         sample = generate(self.policy, prompt_ids, prompt_mask, self.max_new_tokens,
                           temperature=cfg.temperature, top_k=cfg.top_k or None,
                           eos_id=self.tok.eos_id, generator=self.generator,
-                          min_new_tokens=cfg.min_new_tokens).trimmed()
+                          min_new_tokens=cfg.min_new_tokens,
+                          return_hidden=self.value_head is not None).trimmed()
         if self.sample_threads != self.threads:
             torch.set_num_threads(self.threads)
         t_sampled = time.perf_counter()
@@ -237,12 +240,18 @@ class Trainer:
         P = prompt_ids.shape[1]
         with torch.inference_mode():   # ~10% faster than no_grad here; clone() below exits it
             logp_ref = sequence_logprobs(self.reference, input_ids, attention_mask, P,
-                                         temperature=cfg.temperature).logprobs
+                                         temperature=cfg.temperature,
+                                         group=cfg.group_size).logprobs
+            # The rollout already scored its tokens, and kept the states a critic reads: the
+            # old policy needs a pass of its own only when sampling truncated it (top-k).
             logp_old, values_old = sample.logprobs, None
-            if self.objective.needs_old_logp_pass() or self.value_head is not None:
+            if self.value_head is not None:
+                values_old = self.value_head(sample.hidden)
+            if self.objective.needs_old_logp_pass():
                 first = Rollout(input_ids, attention_mask, P, mask, logp_old, logp_ref, None,
                                 scores, cfg.group_size)
-                out = self._forward(self.policy, first, self.value_head is not None)
+                out = self._forward(self.policy, first, self.value_head is not None,
+                                    cfg.group_size)
                 logp_old, values_old = out.logp, out.values
         # Inference tensors may not be saved for backward; these feed the loss as constants.
         logp_ref, logp_old = logp_ref.clone(), logp_old.clone()
@@ -257,7 +266,7 @@ class Trainer:
         if self.objective.measures_update:
             self.policy.eval()
             with torch.inference_mode():
-                logp_new = self._forward(self.policy, batch, False).logp.clone()
+                logp_new = self._forward(self.policy, batch, False, cfg.group_size).logp.clone()
             metrics.update(self.objective.after_update(batch, logp_new))
         t_updated = time.perf_counter()
 
@@ -309,10 +318,13 @@ class Trainer:
         count, entropy_first = 0, None
         B = batch.input_ids.shape[0]
         for _ in range(cfg.epochs):
-            order = torch.randperm(B, generator=self.generator, device=self.device)
-            for idx in order.chunk(cfg.minibatches):
-                mb = batch.select(idx)
-                out = self._forward(self.policy, mb, self.value_head is not None)
+            if cfg.minibatches == 1:   # one minibatch: order is moot, and groups stay whole
+                minibatches, group = [batch], cfg.group_size
+            else:
+                order = torch.randperm(B, generator=self.generator, device=self.device)
+                minibatches, group = [batch.select(i) for i in order.chunk(cfg.minibatches)], 1
+            for mb in minibatches:
+                out = self._forward(self.policy, mb, self.value_head is not None, group)
                 loss, metrics = self.objective.loss(out, mb, beta)
                 # An update already made this step means the weights are no longer step N-1's.
                 intact = count == 0

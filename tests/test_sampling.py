@@ -244,3 +244,17 @@ def test_trimmed_drops_only_columns_no_row_reached(monkeypatch):
     assert torch.equal(short.tokens, out.tokens[:, :width]) and not out.mask[:, width:].any()
     full = generate(model, ids, mask, 20, generator=torch.Generator().manual_seed(0))
     assert full.trimmed() is full
+
+
+def test_returned_hidden_states_are_the_training_pass_s():
+    """PPO's critic reads V(s_t) from these at rollout time instead of running the policy again."""
+    model = make_model()
+    ids, mask = left_padded([4, 1, 3], width=4)
+    out = generate(model, ids, mask, 9, eos_id=3, return_hidden=True,
+                   generator=torch.Generator().manual_seed(4))
+    scores = sequence_logprobs(model, torch.cat([ids, out.tokens], 1),
+                               torch.cat([mask, out.mask], 1), 4, return_hidden=True)
+    real = out.mask.bool()
+    assert out.hidden.shape == (3, 9, 32) and real.sum() > 6
+    torch.testing.assert_close(out.hidden[real], scores.hidden[real], atol=1e-5, rtol=0)
+    assert generate(model, ids, mask, 9).hidden is None

@@ -43,8 +43,10 @@ def test_live_edits_of_eps_beta_and_lr_reach_the_loss_and_the_optimiser():
 
 
 def test_a_live_beta_edit_records_the_controllers_beta_as_old():
+    # The first step's KL is ~0, which would halve beta; the floor keeps it, so the second step's
+    # KL (far above target) can only double it. k3 is never negative, as k1 can be.
     cfg = RunConfig.for_algo("reinforce", **SMALL, beta=0.05, kl_target=1e-4, kl_interval=1,
-                             beta_min=0.0, beta_max=10.0)
+                             beta_min=0.05, beta_max=10.0, kl_estimator="k3")
     trainer = Trainer(cfg)
     trainer.step()
     trainer.step()                                  # the KL is far above target: beta doubled
@@ -131,3 +133,49 @@ def test_the_value_loss_trains_the_head_and_never_the_policys_trunk():
     value_loss(out.values, torch.ones(2, 4), mask).backward()
     assert trainer.value_head.proj.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in trainer.policy.parameters())
+
+
+@pytest.mark.parametrize(("algo", "grouped"), [("grpo", 2), ("ppo", 1), ("kl_penalty", 2)])
+def test_whole_batch_passes_run_each_prompt_once(monkeypatch, algo, grouped):
+    """The reference pass, the trust region's after-update pass and a one-minibatch update see
+    the step's groups in order, so they run each prompt once (core/shared_prompts.py);
+    shuffled minibatches do not."""
+    import core.model
+
+    calls = []
+    real = core.model.completion_states
+    monkeypatch.setattr(core.model, "completion_states",
+                        lambda *a: calls.append(a[-1]) or real(*a))
+    cfg = RunConfig.for_algo(algo, **SMALL)
+    Trainer(cfg).step()
+    assert calls == [cfg.group_size] * grouped
+
+
+@pytest.mark.parametrize("algo", ["ppo", "kl_penalty"])
+def test_old_log_probs_and_values_come_from_the_rollout(monkeypatch, algo):
+    """No pass re-scores the batch before the updates: the sampler's log-probs and hidden states
+    are the old policy's, as a forward pass of it would give them."""
+    from core.model import sequence_logprobs
+
+    trainer = Trainer(RunConfig.for_algo(algo, **SMALL))
+    passes, checked = [], []
+    forward, prepare = trainer._forward, trainer.objective.prepare
+    monkeypatch.setattr(trainer, "_forward", lambda *a, **k: passes.append(1) or forward(*a, **k))
+
+    def check(batch, beta):
+        scores = sequence_logprobs(trainer.policy, batch.input_ids, batch.attention_mask,
+                                   batch.prompt_len, return_hidden=True)
+        real = batch.mask.bool()
+        torch.testing.assert_close(batch.logp_old[real], scores.logprobs[real], atol=1e-5,
+                                   rtol=0)
+        if trainer.value_head is not None:
+            values = trainer.value_head(scores.hidden)
+            torch.testing.assert_close(batch.values_old[real], values[real], atol=1e-5, rtol=0)
+        checked.append(algo)
+        return prepare(batch, beta)
+
+    monkeypatch.setattr(trainer.objective, "prepare", check)
+    trainer.step()
+    cfg = trainer.cfg
+    updates = cfg.epochs * cfg.minibatches
+    assert checked == [algo] and len(passes) == updates + trainer.objective.measures_update

@@ -80,10 +80,12 @@ class Objective:
         return self._live.cfg if self._live is not None else self._cfg
 
     def needs_old_logp_pass(self) -> bool:
-        """Several updates per batch need log-probs frozen before the first one, computed by the
-        same forward pass as training (the sampler's own log-probs differ by rounding, and by
-        truncation under top-k)."""
-        return self.cfg.epochs * self.cfg.minibatches > 1 or self.cfg.top_k > 0
+        """Whether the old policy's log-probs need a forward pass of their own. The sampler's are
+        the policy's (softmax(logits / temperature)), equal to the training pass's to float
+        rounding (max 2.5e-6 on the shipped model, `benchmarks/bench_gpu.py --device cpu`),
+        so even several updates per batch can take them, but not under top-k, which samples
+        from a truncated distribution."""
+        return self.cfg.top_k > 0
 
     def prepare(self, batch: Rollout, beta: float) -> tuple[Rollout, dict[str, float]]:
         """Advantages and returns for the batch (no gradients), plus metrics about them."""
