@@ -38,7 +38,7 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 def precision(name: str, device: str):
-    """Context for one precision; TF32 is a global switch, set and restored here."""
+    """Context for one precision; TF32 is a global switch, set here for each precision."""
     torch.backends.cuda.matmul.allow_tf32 = name == "tf32"
     torch.backends.cudnn.allow_tf32 = name == "tf32"
     if name == "bf16":

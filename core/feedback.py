@@ -41,15 +41,17 @@ class Group:
 @torch.no_grad()
 def sample_groups(model, task, prompts: list[str], k: int, max_new_tokens: int,
                   temperature: float, generator: torch.Generator, policy: str,
-                  reward_model=None) -> list[Group]:
-    """k completions of each prompt from `model`, scored by the task and the reward model."""
+                  reward_model=None, min_new_tokens: int = 0) -> list[Group]:
+    """k completions of each prompt from `model`, scored by the task and the reward model;
+    sampled as the run samples (min_new_tokens included), so what is ranked is what is trained."""
     device = next(model.parameters()).device
     rows = [p for p in prompts for _ in range(k)]
     ids, mask = encode_prompts(rows, device)
     was_training = model.training
     model.eval()
     sample = generate(model, ids, mask, max_new_tokens, temperature=temperature,
-                      eos_id=TOKENIZER.eos_id, generator=generator)
+                      eos_id=TOKENIZER.eos_id, generator=generator,
+                      min_new_tokens=min_new_tokens)
     model.train(was_training)
     texts = [TOKENIZER.decode(r) for r in sample.tokens.tolist()]
     try:
@@ -96,7 +98,8 @@ def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, fl
     prompts = trainer.task.sample_prompts(cfg.feedback_groups, trainer.rng)
     groups = sample_groups(trainer.policy, trainer.task, prompts, cfg.rm_k, trainer.max_new_tokens,
                            cfg.temperature, trainer.generator,
-                           f"{trainer.run_label} step {trainer.step_index}", source.model)
+                           f"{trainer.run_label} step {trainer.step_index}", source.model,
+                           min_new_tokens=cfg.min_new_tokens)
     new = list(feedback.rank(groups) or [])
     metrics: dict[str, float] = {}
 

@@ -327,7 +327,8 @@ def sequence_logprobs(
       the state from which each token was chosen - what a value head reads as V(s_t).
 
     Values at mask-0 (pad) slots are finite but meaningless: multiply by / average with the mask.
-    With temperature 1 this equals SampleOutput.logprobs of a top_k=None sample on real tokens.
+    At the same temperature this equals `core.sampling` SampleOutput.logprobs of a top_k=None
+    sample on real tokens (to float rounding).
     group > 1: the rows come in groups of that many sharing their prompt (a step's completions
     of one prompt), which then runs once per group (core/shared_prompts.py); same numbers.
     """

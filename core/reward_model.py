@@ -82,8 +82,10 @@ class RewardModel(nn.Module):
 
 def collect_rankings(policy: GPT, task, annotator, n: int, k: int, max_new_tokens: int,
                      rng: np.random.Generator, generator: torch.Generator,
-                     temperature: float = 1.0, progress=None, tok=None) -> list[Ranking]:
-    """Sample k completions for each of n prompts from `policy` and have the annotator rank them."""
+                     temperature: float = 1.0, progress=None, tok=None,
+                     min_new_tokens: int = 0) -> list[Ranking]:
+    """Sample k completions for each of n prompts from `policy` and have the annotator rank them
+    (min_new_tokens as the run samples)."""
     from core.tokenizer import TOKENIZER
 
     tok = tok or TOKENIZER
@@ -96,7 +98,7 @@ def collect_rankings(policy: GPT, task, annotator, n: int, k: int, max_new_token
         rows = [p for p in prompts for _ in range(k)]
         ids, mask = encode_prompts(rows, device)
         sample = generate(policy, ids, mask, max_new_tokens, temperature=temperature,
-                          eos_id=tok.eos_id, generator=generator)
+                          eos_id=tok.eos_id, generator=generator, min_new_tokens=min_new_tokens)
         texts = [tok.decode(r) for r in sample.tokens.tolist()]
         true = task.true_rewards(rows, texts).reshape(m, k)
         ranks = annotator.rank(true)

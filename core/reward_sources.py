@@ -102,7 +102,8 @@ def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, 
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     max_new = cfg.max_new_tokens or task.max_new_tokens
     rankings = collect_rankings(base_model, task, annotator, cfg.rm_rankings, cfg.rm_k, max_new,
-                                rng, gen, cfg.temperature, progress)
+                                rng, gen, cfg.temperature, progress,
+                                min_new_tokens=cfg.min_new_tokens)
     model, metrics = train_reward_model(base_model, rankings, cfg.rm_loss, cfg.rm_steps,
                                         cfg.rm_lr, max_new, cfg.seed, progress=progress)
     return LearnedReward(task, model, metrics, rankings, base_model)

@@ -1,12 +1,15 @@
 """How many torch threads a run uses when `threads` is 0 (auto), by machine and by context.
 
-Measured on the project's 2-core machine (benchmarks/README.md, "Threads"), default GRPO step:
+Measured on the project's 2-core machine (benchmarks/README.md, "The window costs the run"),
+default GRPO step:
 
-* headless, nothing else running: 2 threads beat 1 by about 1.4x, so a run alone takes every core;
-* in the window, the GUI thread needs a core of its own: with a torch thread on every core, the
-  busy-waiting OpenMP workers and the GUI's redraws time-share the cores, and events wait behind
-  them (event-loop p99 84 ms at 2 threads against 50 ms at 1, issue 10), while the steps gained
-  little. So beside the window a run leaves one core free.
+* headless, nothing else running: 2 threads beat 1 by 1.6x (0.269 against 0.425 s), so a run
+  alone takes every core;
+* in the window the GUI thread needs a core now and then. The passes (a few large operations)
+  barely notice: +4-9%. The decode loop's many small parallel regions stall whenever the GUI
+  takes one of their cores: sampling +63% and event-loop p99 75 ms with 2 threads. So beside the
+  window the passes take every core and sampling all but one (p99 37.5 ms, 0.35 s a step against
+  0.47 s with one thread everywhere).
 
 A number set by hand always wins; these are only the defaults.
 """
@@ -31,7 +34,8 @@ def auto_threads(beside_gui: bool, cores: int | None = None) -> int:
 
 
 def resolve_threads(requested: int, beside_gui: bool) -> int:
-    """`RunConfig.threads` as the trainer applies it to its passes: 0 = every core."""
+    """`RunConfig.threads` as the trainer applies it to its passes: 0 = every core, in either
+    context (`beside_gui` is taken so both counts are asked for the same way)."""
     return requested if requested > 0 else cpu_cores()
 
 

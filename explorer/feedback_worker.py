@@ -152,17 +152,16 @@ class FeedbackWorker(QThread):
                              job.temperature, generator, label, rm)
 
     def _train(self, job: TrainRequest) -> None:
-        import os
-
         import torch
 
+        from core.threads import cpu_cores
 
-        # A person waits on this: with no run going, use every core (a run's trainer set torch's
-        # process-wide thread count to leave one free for the window). 100 rankings: 15 s on 2
-        # threads, 26 s on 1 (benchmarks/README.md).
+        # A person waits on this: with no run going, use every core (100 rankings: 15 s on 2
+        # threads, 26 s on 1, benchmarks/README.md). Beside a run, one: the run's passes take
+        # every core already, and a second team of busy-waiting OpenMP threads on the same
+        # cores would stall both.
         threads = torch.get_num_threads()
-        if not self.snapshot_busy():
-            torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(1 if self.snapshot_busy() else cpu_cores())
         try:
             self._train_now(job)
         finally:

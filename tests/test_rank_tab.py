@@ -110,3 +110,21 @@ def test_browse_edit_and_delete_stored_rankings(qtbot, tmp_path):
     assert parse_ranks("none", 2) is None
     with pytest.raises(ValueError, match="give 3 whole numbers"):
         parse_ranks("1 2", 3)
+
+
+@pytest.mark.parametrize(("run_going", "expected"), [(False, 2), (True, 1)])
+def test_reward_model_training_takes_every_core_only_with_no_run(qtbot, tmp_path, monkeypatch,
+                                                                 run_going, expected):
+    """Beside a run, whose passes take every core, a second team of busy-waiting OpenMP threads
+    would stall both; alone, the person waiting gets every core."""
+    import torch
+
+    from explorer.feedback_worker import FeedbackWorker
+
+    monkeypatch.setattr("core.threads.cpu_cores", lambda: 2)
+    worker = FeedbackWorker(tmp_path, busy=lambda: run_going)
+    seen = []
+    monkeypatch.setattr(worker, "_train_now", lambda job: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    worker._train(None)
+    assert seen == [expected] and torch.get_num_threads() == before

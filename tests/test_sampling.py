@@ -258,3 +258,21 @@ def test_returned_hidden_states_are_the_training_pass_s():
     assert out.hidden.shape == (3, 9, 32) and real.sum() > 6
     torch.testing.assert_close(out.hidden[real], scores.hidden[real], atol=1e-5, rtol=0)
     assert generate(model, ids, mask, 9).hidden is None
+
+
+def test_the_ban_comes_before_top_k():
+    """Greedy (top_k=1) on a model that all but insists on EOS: with the ban applied first the
+    best other token is drawn, with finite log-probs; applied after, no token would be left."""
+    eos = 4
+    model = eos_loving_model(eos)
+    ids, mask = left_padded([2, 3], width=3)
+    out = generate(model, ids, mask, 5, eos_id=eos, min_new_tokens=3, top_k=1)
+    assert (out.tokens[:, :3] != eos).all() and (out.tokens[:, 3] == eos).all()
+    assert torch.isfinite(out.logprobs).all()
+
+
+@pytest.mark.skipif(not hasattr(torch.jit, "script"), reason="a torch without TorchScript")
+def test_the_decode_loop_is_scripted():
+    """The eager fallback gives the same numbers, so only this notices the GIL-free loop (what
+    keeps the window from slowing sampling) going away."""
+    assert isinstance(sampling._kernel(), torch.jit.ScriptFunction)

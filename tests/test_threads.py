@@ -50,3 +50,23 @@ def test_the_trainer_samples_with_the_sampling_count_and_updates_with_the_other(
         assert (headless.threads, headless.sample_threads) == (2, 2) and seen == [2, 2]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_failed_sampling_gives_the_passes_their_count_back(monkeypatch):
+    def boom(*args, **kwargs):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("sampling failed")
+
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("core.threads.cpu_cores", lambda: 2)
+        trainer = Trainer(RunConfig.for_algo("grpo", prompts_per_step=2, group_size=2, steps=1),
+                          beside_gui=True)
+        monkeypatch.setattr(trainer_module, "generate", boom)
+        try:
+            trainer.step()
+        except RuntimeError:
+            pass
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

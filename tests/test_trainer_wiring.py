@@ -179,3 +179,28 @@ def test_old_log_probs_and_values_come_from_the_rollout(monkeypatch, algo):
     cfg = trainer.cfg
     updates = cfg.epochs * cfg.minibatches
     assert checked == [algo] and len(passes) == updates + trainer.objective.measures_update
+
+
+def test_top_k_gets_an_old_policy_pass_of_its_own(monkeypatch):
+    """Top-k samples from a truncated policy, so its log-probs cannot serve as the old policy's:
+    one more pass scores the batch before the updates."""
+    from core.model import sequence_logprobs
+
+    trainer = Trainer(RunConfig.for_algo("kl_penalty", **SMALL, top_k=5))
+    passes, checked = [], []
+    forward, prepare = trainer._forward, trainer.objective.prepare
+    monkeypatch.setattr(trainer, "_forward", lambda *a, **k: passes.append(1) or forward(*a, **k))
+
+    def check(batch, beta):
+        full = sequence_logprobs(trainer.policy, batch.input_ids, batch.attention_mask,
+                                 batch.prompt_len).logprobs
+        real = batch.mask.bool()
+        torch.testing.assert_close(batch.logp_old[real], full[real], atol=1e-5, rtol=0)
+        checked.append(1)
+        return prepare(batch, beta)
+
+    monkeypatch.setattr(trainer.objective, "prepare", check)
+    trainer.step()
+    cfg = trainer.cfg
+    assert checked == [1]
+    assert len(passes) == 1 + cfg.epochs * cfg.minibatches + trainer.objective.measures_update

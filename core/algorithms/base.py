@@ -23,7 +23,8 @@ class Rollout:
     input_ids: Tensor            # [B, P+T] prompt (left-padded) then completion
     attention_mask: Tensor       # [B, P+T]
     prompt_len: int              # P: completions start here
-    mask: Tensor                 # [B, T] float, 1 up to and including EOS
+    mask: Tensor                 # [B, T] float, 1 up to and including EOS (T: the longest
+                                 # completion's length, at most max_new_tokens)
     logp_old: Tensor             # [B, T] log-probs of the policy that sampled (no grad)
     logp_ref: Tensor             # [B, T] frozen reference log-probs
     values_old: Tensor | None    # [B, T] value estimates at rollout time (when a head exists)
