@@ -333,11 +333,9 @@ def main() -> int:
     steps = state["steps1"] - state["steps0"]
     lat, lag = probe.latencies, probe.timer_lags
     points = window.live_series.n_steps if window.live_series else 0
-    from core.threads import resolve_threads, sampling_threads
+    from core.threads import describe
 
-    threads = resolve_threads(cfg.threads, beside_gui=True)
-    sampling = sampling_threads(cfg.threads, beside_gui=True)
-    threads = f"{threads}" if sampling == threads else f"{threads} (sampling {sampling})"
+    threads = describe(cfg.threads, beside_gui=True)
     step_s = [s for s in state["step_s"] if math.isfinite(s)]
     print(f"GRPO sentiment, {os.cpu_count()} CPUs, torch threads {threads}"
           f"{' (auto)' if not cfg.threads else ''}, {elapsed:.1f} s measured, "

@@ -68,10 +68,9 @@ def main() -> int:
     window.start_run()
     app.exec()
     window.close()
-    from core.threads import resolve_threads, sampling_threads
+    from core.threads import describe
 
-    threads, sampling = (resolve_threads(cfg.threads, True), sampling_threads(cfg.threads, True))
-    threads = f"{threads}" if sampling == threads else f"{threads} (sampling {sampling})"
+    threads = describe(cfg.threads, beside_gui=True)
     print(f"GRPO sentiment in the window, seed {args.seed}, {os.cpu_count()} CPUs, "
           f"torch threads {threads}")
     print(f"launch -> window shown: {state['start'] - t_launch:.1f} s")

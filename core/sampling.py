@@ -186,7 +186,7 @@ def _sample(model: GPT, prompt_ids: Tensor, prompt_mask: Tensor, T: int, tempera
     hidden = model.ln_f(x[:, -1])  # [B,C]
 
     # Key padding as an additive bias over every cache slot (generated slots are all real),
-    # laid out [B*H, 1, S] to match the batched products of `_decode_step`.
+    # laid out [B*H, 1, S] to match the batched products of `_decode_kernel`.
     bias = torch.zeros(B, H, 1, S, device=device, dtype=dtype)
     bias[:, :, 0, :P].masked_fill_(~prompt_mask[:, None, :], float("-inf"))
     bias = bias.view(B * H, 1, S)

@@ -39,6 +39,13 @@ def resolve_threads(requested: int, beside_gui: bool) -> int:
     return requested if requested > 0 else cpu_cores()
 
 
+def describe(requested: int, beside_gui: bool) -> str:
+    """The counts a run will use, for a benchmark's or a log's header: "2" or "2 (sampling 1)"."""
+    passes, sampling = resolve_threads(requested, beside_gui), sampling_threads(requested,
+                                                                                 beside_gui)
+    return f"{passes}" if passes == sampling else f"{passes} (sampling {sampling})"
+
+
 def sampling_threads(requested: int, beside_gui: bool) -> int:
     """Threads for the decode loop: `requested` when set, else every core headless and all but
     one beside the window."""

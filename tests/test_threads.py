@@ -70,3 +70,11 @@ def test_a_failed_sampling_gives_the_passes_their_count_back(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_describe_names_both_counts_only_when_they_differ(monkeypatch):
+    from core.threads import describe
+
+    monkeypatch.setattr("core.threads.cpu_cores", lambda: 2)
+    assert describe(0, beside_gui=True) == "2 (sampling 1)"
+    assert describe(0, beside_gui=False) == "2" and describe(3, beside_gui=True) == "3"
