@@ -1,129 +1,202 @@
-"""How few rankings a reward model needs, and what a GRPO run makes of one trained on 30.
+"""Do a person's few rankings steer the policy? 30 rankings, a reward model, GRPO; judged by
+scripted persons whose tastes the project never saw (benchmarks/judges.py), not only by the
+task's hidden reward.
 
-    .venv/bin/python benchmarks/bench_few_rankings.py accuracy   # 10/30/100/300, both losses
-    .venv/bin/python benchmarks/bench_few_rankings.py run        # 30 rankings -> GRPO
+    .venv/bin/python benchmarks/bench_few_rankings.py                      # the issue-16 table
+    .venv/bin/python benchmarks/bench_few_rankings.py --variants before all --seeds 1
+    .venv/bin/python benchmarks/bench_few_rankings.py --rounds 3 --judges calm critic
+    .venv/bin/python benchmarks/bench_few_rankings.py --algo ppo --seeds 1
 
-`accuracy`: for each count, N rankings of 4 sampled from the base model and ranked by the simulated
-annotator (temperature 0.1) are stored as a person's would be, and `rlhf-explorer rm train`'s code
-(`core.feedback.train_from_store`, 150 updates) trains on them. Agreement with the true reward is
-measured on 200 fresh groups whose prompts are not among the training rankings' (more pairs than
-the 20% held out, which at 10 rankings is 2 groups), with the held-out-by-prompt number beside it.
+For each judge and seed: 30 groups of 4 base-model samples are ranked by the judge and stored;
+`rlhf-explorer rm train`'s code (`core.feedback.train_from_store`, timed) trains a reward model on
+them; a run (GRPO defaults unless --algo, --steps 150) optimises it. With --rounds N, the run asks
+the judge for up to N rounds of 8 groups (every 25 steps, or sooner when the members disagree),
+through the `feedback_by=command` hook, exactly as a user's judge program would be run.
 
-`run`: 30 such rankings train a named model; GRPO then runs 150 steps with `reward_model=NAME`
-(the learned reward): with the default fixed β = 0.04, with β = 0.2, and with β = 0.2 and a
-feedback round every 25 steps (8 groups of 4 from the current policy, the simulated annotator
-standing in). It reports the true reward at the start, at its best and at the end.
+Then, on 200 fresh prompts: one sample of the final policy against one of the base model, judged
+blind by the same judge (ties count half: `win`); the share of the policy's samples that are
+real sentences (`real`); best-of-8 of the base model by the same reward model, judged the same
+way (`bo8 win`), a baseline that stays near the base model (KL <= log 8 - 7/8 = 1.2 nats). The
+true reward is the task's (what the simulated annotator ranks by), steps 0-9 and 130-149.
+
+Variants switch the issue-16 pieces on and off (--variants; `all` is today's default):
+before (one model, no negatives, no shaping: the code before issue 16), ensemble, negatives,
+par, all, and a few knobs around `all`.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.checkpoints import load_checkpoint  # noqa: E402
+import judges  # noqa: E402
+from core.batching import encode_pairs, encode_prompts  # noqa: E402
+from core.checkpoints import default_checkpoint, load_checkpoint  # noqa: E402
 from core.config import RunConfig  # noqa: E402
-from core.feedback import SimulatedFeedback, sample_groups, train_from_store  # noqa: E402
+from core.feedback import sample_groups, train_from_store  # noqa: E402
 from core.rankings import RankingStore  # noqa: E402
-from core.reward_model import pairwise_accuracy  # noqa: E402
 from core.runs import RunStore  # noqa: E402
+from core.sampling import generate  # noqa: E402
 from core.session import train_and_record  # noqa: E402
 from core.tasks import get_task  # noqa: E402
-from core.trainer import default_checkpoint  # noqa: E402
+from core.tokenizer import TOKENIZER  # noqa: E402
+
+BEFORE = dict(rm_members=1, rm_negatives=0.0, rm_shaping="none", rm_aggregate="mean")
+VARIANTS = {
+    "before": BEFORE,
+    "ensemble": {**BEFORE, "rm_members": 5, "rm_aggregate": "mean_minus_std"},
+    "negatives": {**BEFORE, "rm_negatives": 1.0},
+    "par": {**BEFORE, "rm_shaping": "par"},
+    "all": {},
+    "all-min": {"rm_aggregate": "min"},
+    "all-noscale": {"scale_rewards": "none"},
+    "all-beta0.1": {"beta": 0.1},
+    "all-noshaping": {"rm_shaping": "none"},
+    "before-beta0.2": {**BEFORE, "beta": 0.2},
+    "all-kl2": {"kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1},
+    "all-kl4": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.1},
+    "all-kl2-noscale": {"kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1,
+                        "scale_rewards": "none"},
+    "all-kl2-noshaping": {"kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1,
+                          "rm_shaping": "none"},
+    "before-kl2": {**BEFORE, "kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1},
+    "A": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5},
+    "B": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "scale_rewards": "batch"},
+    "C": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "kl_in": "reward",
+          "kl_estimator": "k1"},
+    "D": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "lr": 5e-5},
+    "E": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "scale_rewards": "none"},
+}
+RM_KEYS = ("rm_members", "rm_negatives")   # what the named model is trained with
 
 
-def simulated(data_dir, task, base, n, seed, k=4):
-    rng = np.random.default_rng(seed)
-    groups = sample_groups(base, task, task.sample_prompts(n, rng), k, task.max_new_tokens, 1.0,
-                           torch.Generator().manual_seed(seed), "base")
-    with RankingStore(data_dir) as store:
-        return SimulatedFeedback(0.1, rng, store).rank(groups)
+def _texts(model, prompts, n, gen, max_new):
+    rows = [p for p in prompts for _ in range(n)]
+    ids, mask = encode_prompts(rows)
+    out = generate(model, ids, mask, max_new, eos_id=TOKENIZER.eos_id, generator=gen)
+    return rows, [TOKENIZER.decode(r) for r in out.tokens.tolist()]
 
 
-def accuracy(args) -> None:
-    task = get_task(args.task)
-    base, _ = load_checkpoint(default_checkpoint(args.task))
-    print("| rankings of 4 | loss | agreement with true reward, 200 fresh groups | held out by "
-          "prompt | train s |")
-    print("|---|---|---|---|---|")
-    for n in args.counts:
-        for loss in ("bradley_terry", "plackett_luce"):
-            fresh, held, secs = [], [], []
-            for seed in range(args.seeds):
-                with tempfile.TemporaryDirectory() as d:
-                    train = simulated(d, task, base, n, seed)
-                    seen = {r.prompt for r in train}
-                    evald = tempfile.mkdtemp()
-                    ev = [r for r in simulated(evald, task, base, 260, 1000 + seed)
-                          if r.prompt not in seen][:200]
-                    t0 = time.perf_counter()
-                    model, metrics, _ = train_from_store(d, args.task, loss, seed=seed)
-                    secs.append(time.perf_counter() - t0)
-                    fresh.append(pairwise_accuracy(model, ev, task.max_new_tokens, "true"))
-                    held.append(metrics["rm/true_accuracy"])
-            print(f"| {n} | {loss} | {np.mean(fresh):.3f} ± {np.std(fresh):.3f} | "
-                  f"{np.nanmean(held):.2f} | {np.mean(secs):.1f} |", flush=True)
+@torch.no_grad()
+def evaluate(judge, policy, base, rm, cfg, task, seed, n_prompts=200, n_best=8):
+    """win rate over the base, share of real sentences, best-of-n's win rate, mean true reward."""
+    prompts = task.sample_prompts(n_prompts, np.random.default_rng(10_000 + seed))
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    max_new = task.max_new_tokens
+    rows, pol = _texts(policy, prompts, 1, gen, max_new)
+    _, ref = _texts(base, prompts, 1, gen, max_new)
+    win = np.mean([judges.prefers(judge, p, a, b) for p, a, b in zip(rows, pol, ref, strict=True)])
+    real = np.mean([judges.real(p, a) is not None for p, a in zip(rows, pol, strict=True)])
+    brows, cands = _texts(base, prompts, n_best, gen, max_new)
+    ids, mask, _ = encode_pairs(brows, cands, max_new)
+    scores = rm.score(ids, mask, cfg.rm_aggregate, cfg.rm_lambda).reshape(n_prompts, n_best)
+    best = [cands[i * n_best + int(j)] for i, j in enumerate(scores.argmax(1))]
+    bo = np.mean([judges.prefers(judge, p, a, b)
+                  for p, a, b in zip(prompts, best, ref, strict=True)])
+    true = float(task.true_rewards(rows, pol).mean())
+    return win, real, bo, true
 
 
-VARIANTS = (  # (label, overrides of the GRPO defaults)
-    ("β 0.04 (default)", {}),
-    ("β 0.2", {"beta": 0.2}),
-    ("β 0.2, a round every 25 steps", {"beta": 0.2, "feedback_every": 25}),
-)
-
-
-def run(args) -> None:
-    task = get_task(args.task)
-    base, _ = load_checkpoint(default_checkpoint(args.task))
-    print("| seed | run | RM agreement with true (fresh) | true reward, steps 0–9 | best 10-step "
-          "mean (at step) | steps 130–149 | learned reward 0–9 → 130–149 | KL at the end | "
-          "rankings at the end |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for label, overrides in VARIANTS:
-            with tempfile.TemporaryDirectory() as d:
-                train = simulated(d, task, base, 30, seed)
-                seen = {r.prompt for r in train}
-                ev = [r for r in simulated(tempfile.mkdtemp(), task, base, 260, 1000 + seed)
-                      if r.prompt not in seen][:200]
-                model, _, _ = train_from_store(d, args.task, name="thirty", seed=seed)
-                agree = pairwise_accuracy(model, ev, task.max_new_tokens, "true")
-                cfg = RunConfig.for_algo("grpo", task=args.task, reward_source="learned",
-                                         reward_model="thirty", steps=args.steps, seed=seed,
-                                         **overrides)
-                store = RunStore(d)
-                run_id, _ = train_and_record(cfg, store)
-                _, true = store.metric_series(run_id, "reward/true_mean")
-                _, learned = store.metric_series(run_id, "reward/mean")
-                _, kl = store.metric_series(run_id, "kl/mean")
-                _, count = store.metric_series(run_id, "rm/rankings")
-                smooth = np.convolve(true, np.ones(10) / 10, mode="valid")
-                print(f"| {seed} | {label} | {agree:.3f} | {true[:10].mean():+.3f} | "
-                      f"{smooth.max():+.3f} ({int(smooth.argmax()) + 9}) | "
-                      f"{true[-20:].mean():+.3f} | "
-                      f"{learned[:10].mean():+.2f} → {learned[-20:].mean():+.2f} | "
-                      f"{kl[-20:].mean():.1f} | {int(count[-1])} |", flush=True)
+def one(args, judge, seed, variant, overrides, task, base):
+    with tempfile.TemporaryDirectory() as d:
+        rng = np.random.default_rng(seed)
+        groups = sample_groups(base, task, task.sample_prompts(30, rng), 4, task.max_new_tokens,
+                               1.0, torch.Generator().manual_seed(seed), "base")
+        with RankingStore(d) as store:
+            for g in groups:
+                store.add(task.name, g.prompt, g.responses,
+                          judges.rank(judge, g.prompt, g.responses, rng), "imported", "base",
+                          true=g.true)
+        cfg = RunConfig.for_algo(args.algo, task=task.name, reward_source="learned",
+                                 reward_model="mine", steps=args.steps, seed=seed, **overrides)
+        t0 = time.perf_counter()
+        train_from_store(d, task.name, name="mine", seed=seed, members=cfg.rm_members,
+                         negatives=cfg.rm_negatives)
+        rm_s = time.perf_counter() - t0
+        if args.rounds:
+            command = (f"{shlex.quote(sys.executable)} {shlex.quote(str(HERE / 'judges.py'))} "
+                       f"{judge} --seed {seed}")
+            cfg = cfg.with_changes(feedback_every=25, feedback_groups=8, feedback_by="command",
+                                   feedback_command=command, feedback_max_rounds=args.rounds,
+                                   feedback_unsure=args.unsure)
+        held = {}
+        store = RunStore(d)
+        t0 = time.perf_counter()
+        run_id, status = train_and_record(cfg, store, on_trainer=lambda t: held.update(t=t))
+        run_s = time.perf_counter() - t0
+        trainer = held["t"]
+        series = {k: store.metric_series(run_id, k)[1]
+                  for k in ("reward/true_mean", "kl/mean", "rm/disagreement_ratio",
+                            "eval/win_rate", "rm/fresh_accuracy")}
+        rounds = sum(1 for e in store.events(run_id) if e.get("kind") == "feedback_round") \
+            if hasattr(store, "events") else len(series["eval/win_rate"])
+        win, real, bo, true = evaluate(judge, trainer.policy, trainer.reference,
+                                       trainer.reward_source.model, cfg, task, seed)
+        true_series = series["reward/true_mean"]
+        ratio = series["rm/disagreement_ratio"]
+        store.close()
+        return dict(judge=judge, seed=seed, variant=variant, status=status,
+                    t0=true_series[:10].mean(), t1=true_series[-20:].mean(),
+                    tmin=np.convolve(true_series, np.ones(10) / 10, "valid").min(),
+                    win=win, real=real, bo=bo, true_eval=true, kl=series["kl/mean"][-20:].mean(),
+                    ratio=ratio[-20:].mean() if len(ratio) else float("nan"), rm_s=rm_s,
+                    run_s=run_s, rounds=rounds,
+                    fresh=",".join(f"{x:.2f}" for x in series["rm/fresh_accuracy"]),
+                    round_wins=",".join(f"{x:.2f}" for x in series["eval/win_rate"]))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("accuracy", "run"))
-    p.add_argument("--task", default="sentiment")
-    p.add_argument("--counts", type=int, nargs="+", default=[10, 30, 100, 300])
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--judges", nargs="+", default=["annotator", "calm", "critic"],
+                   choices=sorted(judges.JUDGES))
+    p.add_argument("--variants", nargs="+", default=["all"], choices=sorted(VARIANTS))
+    p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (the app's default: 1)")
+    p.add_argument("--rounds", type=int, default=0, help="at most this many rounds of 8 groups")
+    p.add_argument("--unsure", type=float, default=0.0,
+                   help="feedback_unsure: also ask when the disagreement ratio passes this")
+    p.add_argument("--algo", default="grpo")
+    p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    accuracy(args) if args.mode == "accuracy" else run(args)
+    task = get_task("sentiment")
+    base, _ = load_checkpoint(default_checkpoint("sentiment"))
+    print(f"# {args.algo}, {args.steps} steps, 30 rankings of 4"
+          f"{f', up to {args.rounds} rounds of 8' if args.rounds else ''}, "
+          f"{torch.get_num_threads()} threads")
+    print("| judge | variant | seed | true 0–9 → 130–149 (min 10-step) | win | real | bo8 win "
+          "| KL | disagree ratio | rounds: fresh acc / win | rm s | run s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for variant in args.variants:
+        for judge in args.judges:
+            rows = []
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                r = one(args, judge, seed, variant, VARIANTS[variant], task, base)
+                rows.append(r)
+                print(f"| {judge} | {variant} | {seed} | {r['t0']:+.2f} → {r['t1']:+.2f} "
+                      f"({r['tmin']:+.2f}) | {r['win']:.2f} | {r['real']:.0%} | {r['bo']:.2f} | "
+                      f"{r['kl']:.1f} | {r['ratio']:.2f} | {r['fresh'] or '–'} / "
+                      f"{r['round_wins'] or '–'} | {r['rm_s']:.1f} | {r['run_s']:.0f} |",
+                      flush=True)
+            if len(rows) > 1:
+                m = {k: np.mean([r[k] for r in rows]) for k in ("t0", "t1", "win", "real", "bo",
+                                                                  "kl", "rm_s")}
+                lo = min(r["t1"] - r["t0"] for r in rows)
+                print(f"| **{judge}** | **{variant}** | mean | {m['t0']:+.2f} → {m['t1']:+.2f} "
+                      f"(worst gain {lo:+.2f}) | {m['win']:.2f} | {m['real']:.0%} | "
+                      f"{m['bo']:.2f} | {m['kl']:.1f} | | | {m['rm_s']:.1f} | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,17 +19,18 @@ ALL = ALGOS
 
 def knob(default, help: str, *, min=None, max=None, choices=None, algos=ALL, sources=None,
          live: bool = False, group: str = "general", per_algo: dict | None = None,
-         per_task: dict | None = None):
+         per_task: dict | None = None, per_source: dict | None = None):
     """A dataclass field carrying its own documentation and limits.
 
     algos: objectives that use it (the GUI hides it for others); sources: reward sources that use
     it (None = all); live: may be changed while a run goes (applied at the next step);
-    per_algo / per_task: a different default for some objectives or tasks
-    (`RunConfig.for_algo`; a task's default wins over an objective's).
+    per_algo / per_source / per_task: a different default for some objectives, reward sources or
+    tasks (`RunConfig.for_algo`; a source's default wins over an objective's, a task's over
+    both). A per_source value may itself be a dict by objective ({"learned": {"grpo": 2.0}}).
     """
     meta = dict(help=help, min=min, max=max, choices=choices, algos=tuple(algos),
                 sources=sources, live=live, group=group, per_algo=per_algo or {},
-                per_task=per_task or {})
+                per_task=per_task or {}, per_source=per_source or {})
     return field(default=default, metadata=meta)
 
 
@@ -240,14 +241,52 @@ class RunConfig:
                                group="rewards")
     feedback_groups: int = knob(8, "Groups (of rm_k responses) to rank in each round.", min=1,
                                 max=64, sources=("learned",), group="rewards")
-    feedback_by: str = knob("simulated", "Who ranks in a round: the simulated annotator, or a "
-                            "person in the window's Rank tab.", choices=("simulated", "person"),
+    feedback_by: str = knob("simulated", "Who ranks in a round: the simulated annotator, a "
+                            "person in the window's Rank tab, or a program (feedback_command).",
+                            choices=("simulated", "person", "command"),
                             sources=("learned",), group="rewards")
+    feedback_command: str = knob("", "The judge program for feedback_by=command: a shell "
+                                 "command that reads the groups as JSONL on stdin and writes one "
+                                 "ranking per line on stdout (docs/human_feedback.md).",
+                                 sources=("learned",), group="rewards")
+    feedback_timeout: float = knob(120.0, "Seconds a judge program may take for one round.",
+                                   min=1.0, max=86_400.0, sources=("learned",), group="rewards")
+    feedback_unsure: float = knob(0.0, "Also ask for a round when the reward model's members "
+                                  "disagree this many times more on the policy's samples than "
+                                  "on the base model's (rm/disagreement_ratio); 0 = off.",
+                                  min=0.0, max=100.0, sources=("learned",), group="rewards")
+    feedback_max_rounds: int = knob(0, "Most rounds in a run (0 = no limit).", min=0,
+                                    max=10_000, sources=("learned",), group="rewards")
+    feedback_pool: int = knob(4, "A round samples this many times feedback_groups groups and "
+                              "asks about those the members disagree on most (1 = at random).",
+                              min=1, max=16, sources=("learned",), group="rewards")
+    feedback_base_sample: bool = knob(True, "Shuffle one base-model sample into each round's "
+                                      "group, blind, so the ranks give eval/win_rate.",
+                                      sources=("learned",), group="rewards")
     rm_round_steps: int = knob(60, "Reward-model updates after each round, continuing from the "
                                "current model.", min=1, max=10_000, sources=("learned",),
                                group="rewards")
     rm_lr: float = knob(3e-4, "Reward-model learning rate.", min=1e-6, max=1e-2,
                         sources=("learned",), group="rewards")
+    # Issue 16: a reward model from a few rankings that RL cannot hack. Each default below is
+    # measured in benchmarks/README.md, "Rankings that steer the policy".
+    rm_members: int = knob(5, "Reward-model ensemble size: members on bootstrap resamples of the "
+                           "rankings, each from its own initialisation, sharing the frozen trunk.",
+                           min=1, max=16, sources=("learned",), group="rewards")
+    rm_aggregate: str = knob("mean_minus_std", "How the members' standardised scores make the "
+                             "reward: mean - rm_lambda x their spread, the minimum, or the mean.",
+                             choices=("mean_minus_std", "min", "mean"), sources=("learned",),
+                             group="rewards")
+    rm_lambda: float = knob(1.0, "Weight of the members' spread in mean_minus_std.", min=0.0,
+                            max=10.0, sources=("learned",), group="rewards")
+    rm_negatives: float = knob(1.0, "Weight of 'negatives for free': each response preferred to "
+                               "a mangled copy of itself (a word garbled or repeated, the end "
+                               "cut off); 0 = off.", min=0.0, max=10.0, sources=("learned",),
+                               group="rewards")
+    rm_shaping: str = knob("par", "Reward shaping: none, or par (Preference-as-Reward, "
+                           "sigmoid(r(y) - r(y_base)) against a base-model sample of the same "
+                           "prompt: bounded and centred).", choices=("none", "par"),
+                           sources=("learned",), group="rewards")
 
     # --- bookkeeping
     checkpoint_every: int = knob(50, "Save the policy every N steps (0 = only at the end).",
@@ -277,8 +316,14 @@ class RunConfig:
                                  f"max_new_tokens ({longest}"
                                  f"{'' if self.max_new_tokens else f', task {self.task}'}); "
                                  f"lower it or raise max_new_tokens")
-        if (self.feedback_every or self.reward_model) and self.reward_source != "learned":
-            raise ValueError("feedback_every and reward_model need reward_source=learned")
+        if (self.feedback_every or self.reward_model or self.feedback_unsure) \
+                and self.reward_source != "learned":
+            raise ValueError("feedback_every, feedback_unsure and reward_model need "
+                             "reward_source=learned")
+        if self.feedback_by == "command" and not self.feedback_command.strip():
+            raise ValueError("feedback_by=command needs feedback_command, the judge program to "
+                             "run, e.g. --set feedback_command='python my_judge.py' "
+                             "(docs/human_feedback.md)")
 
     @property
     def clip_high(self) -> float:
@@ -295,10 +340,17 @@ class RunConfig:
         check_value("algo", algo)
         task = overrides.get("task", cls.task)
         check_value("task", task)
+        source = overrides.get("reward_source", cls.reward_source)
+        check_value("reward_source", source)
         values = {}
         for f in fields(cls):
             if algo in f.metadata["per_algo"]:
                 values[f.name] = f.metadata["per_algo"][algo]
+            by_source = f.metadata["per_source"].get(source, MISSING)
+            if isinstance(by_source, dict):
+                by_source = by_source.get(algo, MISSING)
+            if by_source is not MISSING:
+                values[f.name] = by_source
             if task in f.metadata["per_task"]:
                 values[f.name] = f.metadata["per_task"][task]
         values.update(overrides, algo=algo)
@@ -323,6 +375,8 @@ class RunConfig:
         if unknown:
             raise ValueError(unknown_message(unknown[0]))
         data = {k: coerce(k, v) for k, v in data.items()}
+        if not algo_defaults:   # a stored run's config: what it ran with, knobs added since too
+            data = {**BEFORE_KNOB, **data}
         if algo_defaults:
             return cls.for_algo(data.pop("algo", cls.algo), **data)
         return cls(**data)
@@ -348,6 +402,10 @@ class RunConfig:
 
 FIELDS = {f.name: f for f in fields(RunConfig)}
 REMOVED = frozenset({"rm_epochs"})   # replaced by rm_steps (updates, not epochs)
+# What a run saved before a knob existed did, where the knob's default does something else: a
+# resumed or reopened run goes on as it ran.
+BEFORE_KNOB = {"rm_members": 1, "rm_aggregate": "mean", "rm_negatives": 0.0,
+               "rm_shaping": "none", "feedback_pool": 1, "feedback_base_sample": False}
 
 
 def field_info(name: str) -> dict:

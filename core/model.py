@@ -259,8 +259,9 @@ class GPT(nn.Module):
         return F.linear(hidden, self.wte.weight)
 
     # ---------------------------------------------------------------------------------------------
-    def hidden_states(self, idx: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Token ids [B,T] (+ optional [B,T] mask, 1 = real) -> final-LayerNorm states [B,T,C]."""
+    def embed(self, idx: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Token ids [B,T] (+ optional mask) -> (the blocks' input [B,T,C], the attention mask
+        the blocks take, or None for all-real rows). The reward model runs the blocks itself."""
         if idx.dim() != 2:
             raise ValueError(f"idx must be [B,T] token ids, got shape {tuple(idx.shape)}")
         B, T = idx.shape
@@ -277,7 +278,11 @@ class GPT(nn.Module):
                 pos = position_ids(key_mask)
         if attn_mask is None:
             pos = torch.arange(T, device=idx.device)[None]
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        return self.drop(self.wte(idx) + self.wpe(pos)), attn_mask
+
+    def hidden_states(self, idx: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Token ids [B,T] (+ optional [B,T] mask, 1 = real) -> final-LayerNorm states [B,T,C]."""
+        x, attn_mask = self.embed(idx, attention_mask)
         for block in self.blocks:
             x = block(x, attn_mask)
         return self.ln_f(x)

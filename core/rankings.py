@@ -28,14 +28,14 @@ if TYPE_CHECKING:
     from core.reward_model import Ranking
 
 DB_NAME = "rankings.db"
-SCHEMA_VERSION = 1
-SOURCES = ("person", "simulated", "imported")
+SCHEMA_VERSION = 2   # 2: source "judge" (a judge program, feedback_by=command)
+SOURCES = ("person", "simulated", "imported", "judge")
 MAX_K = 16
 
 _SCHEMA = (
     """CREATE TABLE rankings (id INTEGER PRIMARY KEY, task TEXT NOT NULL, prompt TEXT NOT NULL,
         responses_json TEXT NOT NULL, ranks_json TEXT,  -- NULL: marked "not rankable"
-        source TEXT NOT NULL CHECK (source IN ('person', 'simulated', 'imported')),
+        source TEXT NOT NULL CHECK (source IN ('person', 'simulated', 'imported', 'judge')),
         policy TEXT NOT NULL, created_at TEXT NOT NULL, updated_at REAL NOT NULL,
         margin REAL, true_json TEXT)""",
     "CREATE INDEX rankings_by_task ON rankings (task, source)",
@@ -122,6 +122,8 @@ class RankingStore:
                                  f"rlhf-explorer understands ({SCHEMA_VERSION}); upgrade it")
             if not read_only and not version:
                 self._create_schema()
+            elif not read_only and version < SCHEMA_VERSION:
+                self._migrate(version)
         except sqlite3.Error as exc:
             self._conn.close()
             raise database_error(self.path, exc, "rankings store") from exc
@@ -143,6 +145,18 @@ class RankingStore:
                 for statement in _SCHEMA:
                     conn.execute(statement)
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+
+    def _migrate(self, version: int) -> None:
+        """Bring an older store up to SCHEMA_VERSION in one transaction: all or nothing."""
+        with self._tx() as conn:
+            if version < 2:   # widen the source CHECK: SQLite rebuilds the table for that
+                conn.execute("ALTER TABLE rankings RENAME TO rankings_v1")
+                conn.execute("DROP INDEX IF EXISTS rankings_by_task")
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO rankings SELECT * FROM rankings_v1")
+                conn.execute("DROP TABLE rankings_v1")
+            conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         self._conn.close()

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from core.batching import encode_pairs, encode_prompts
+from core.masks import query_key_mask
 from core.model import GPT
 from core.preference import bradley_terry_loss, plackett_luce_nll
 from core.sampling import generate
@@ -41,43 +43,219 @@ class Ranking:
                 "ranks": list(self.ranks)}
 
 
-class RewardModel(nn.Module):
-    def __init__(self, base: GPT, frozen_blocks: int | None = None):
-        """frozen_blocks: the lower blocks (and the embeddings) training leaves as the base model
-        had them; default half. Measured on sentiment, 150 updates, 2 seeds, agreement with the
-        true reward on 200 fresh groups: all trained 0.65 / 0.73 at 30 / 100 rankings in 22 s;
-        lower 2 of 4 frozen 0.68 / 0.73 in 15 s; 3 frozen 0.66 / 0.71 in 11 s; all 4 frozen (the
-        head alone) 0.55 / 0.59. The lower layers already read the language; the rankings are too
-        few to improve them, and backward through them was a third of the time."""
+class Member(nn.Module):
+    """One member of the ensemble, above the shared frozen trunk: its own copy of the base
+    model's upper blocks and final LayerNorm, and a scalar head of its own initialisation."""
+
+    def __init__(self, base: GPT, frozen_blocks: int, generator: torch.Generator):
         super().__init__()
-        n = base.config.n_layer
-        self.frozen_blocks = n // 2 if frozen_blocks is None else min(frozen_blocks, n)
-        self.trunk = copy.deepcopy(base)
-        for p in self.trunk.parameters():
-            p.requires_grad_(True)
-        # The last real token's state alone. Adding the sequence's mean state beside it measured
-        # -0.01 / 0.00 / +0.03 / -0.02 agreement with the true reward at 10 / 30 / 100 / 300
-        # rankings (bench_few_rankings.py, 3 seeds): noise, for a wider head and 1-2 s more.
+        self.blocks = nn.ModuleList(copy.deepcopy(b) for b in list(base.blocks)[frozen_blocks:])
+        self.ln_f = copy.deepcopy(base.ln_f)
         self.head = nn.Linear(base.config.n_embd, 1)
-        nn.init.normal_(self.head.weight, std=1e-3)
+        # Small, so every member starts near 0; each from its own draw, so members start apart.
+        nn.init.normal_(self.head.weight, std=1e-3, generator=generator)
         nn.init.zeros_(self.head.bias)
 
-    def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """[B, L] -> [B]: the head on the hidden state of each row's last real token."""
-        hidden = self.trunk.hidden_states(input_ids, attention_mask)
-        L = attention_mask.shape[1]
-        last = L - 1 - torch.argmax(attention_mask.flip(1), dim=1)
-        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return self.head(h).squeeze(-1)
+    def forward(self, x: torch.Tensor, attn_mask, last: torch.Tensor) -> torch.Tensor:
+        """The lower trunk's states [B, L, C] -> raw scores [B] read at each row's `last`."""
+        rows = torch.arange(x.shape[0], device=x.device)
+        if not len(self.blocks):
+            return self.head(self.ln_f(x[rows, last])).squeeze(-1)
+        for block in self.blocks[:-1]:
+            x = block(x, attn_mask)
+        h = _block_at(self.blocks[-1], x, attn_mask, rows, last)
+        return self.head(self.ln_f(h)).squeeze(-1)
+
+
+def _block_at(block, x: torch.Tensor, attn_mask, rows: torch.Tensor,
+              last: torch.Tensor) -> torch.Tensor:
+    """`block`'s output at one position per row, [B, L, C] -> [B, C]: the head reads one state,
+    so the top block needs its query, attention and MLP there alone (keys and values everywhere).
+    The same numbers as block(x)[rows, last], at a fraction of the cost for every member."""
+    B, T, C = x.shape
+    attn = block.attn
+    h = block.ln_1(x)
+    w, b = attn.c_attn.weight, attn.c_attn.bias
+    k, v = F.linear(h, w[C:], b[C:]).split(C, dim=2)
+    q = F.linear(h[rows, last], w[:C], b[:C])
+    H, hd = attn.n_head, attn.head_dim
+    q = q.view(B, H, 1, hd)
+    k = k.view(B, T, H, hd).transpose(1, 2)
+    v = v.view(B, T, H, hd).transpose(1, 2)
+    # the query row of each `last` in the blocks' mask; with no mask (no padding) the last
+    # position sees every key
+    mask = None if attn_mask is None else attn_mask[rows, :, last].unsqueeze(2)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).reshape(B, C)
+    out = x[rows, last] + attn.c_proj(y)
+    return out + block.mlp(block.ln_2(out))
+
+
+AGGREGATES = ("mean_minus_std", "min", "mean")
+
+
+def aggregate(z: torch.Tensor, kind: str, lam: float = 1.0) -> torch.Tensor:
+    """Members' standardised scores [M, B] -> one reward [B]: the mean less lam times the
+    members' spread (Coste et al. 2024's uncertainty-weighted form, with the standard deviation),
+    the worst member's, or the plain mean. The spread is the population one, so one member
+    gives its own score."""
+    if kind == "mean":
+        return z.mean(0)
+    if kind == "mean_minus_std":
+        return z.mean(0) - lam * z.std(0, correction=0)
+    if kind == "min":
+        return z.min(0).values
+    raise ValueError(f"unknown aggregate {kind!r}; expected one of {', '.join(AGGREGATES)}")
+
+
+def spread(z: torch.Tensor) -> torch.Tensor:
+    """The members' disagreement on each sample: the standard deviation over members of their
+    standardised scores, [M, B] -> [B]."""
+    return z.std(0, correction=0)
+
+
+class RewardModel(nn.Module):
+    """An ensemble of `members` reward models sharing one frozen lower trunk.
+
+    Each member is the base model's upper blocks with a head (`Member`); the embeddings and the
+    lower `frozen_blocks` blocks are the base model's, frozen and run once for every member.
+    After training, `calibrate` standardises each member on base-model samples (mean 0, sd 1
+    there), so members are comparable, the base model scores 0 on average, and the members'
+    spread on base samples (`base_spread`) is the yardstick for their spread on a policy's.
+    One member is the single reward model of earlier versions."""
+
+    def __init__(self, base: GPT, frozen_blocks: int | None = None, members: int = 1,
+                 seed: int = 0):
+        """frozen_blocks: the lower blocks (and the embeddings) training leaves as the base model
+        had them; default all but the top one. Measured for one model on sentiment, 150 updates,
+        2 seeds, agreement with the true reward on 200 fresh groups: all trained 0.65 / 0.73 at
+        30 / 100 rankings in 22 s; lower 2 of 4 frozen 0.68 / 0.73 in 15 s; 3 frozen 0.66 / 0.71
+        in 11 s; all 4 frozen (the head alone) 0.55 / 0.59. The lower layers already read the
+        language and the rankings are too few to improve them. With the frozen trunk's states
+        cached and the top block run at the head's token alone, 5 members on one block each
+        train in 8.4 s where one model on two blocks took 10.5 s before (30 rankings, 2 cores):
+        the top block is what members can afford to own."""
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"a reward model needs at least one member, got {members}")
+        n = base.config.n_layer
+        self.frozen_blocks = n - 1 if frozen_blocks is None else max(0, min(frozen_blocks, n))
+        self.trunk = copy.deepcopy(base)
+        self.trunk.blocks = nn.ModuleList(list(self.trunk.blocks)[:self.frozen_blocks])
+        self.trunk.requires_grad_(False)
+        generator = torch.Generator().manual_seed(seed)
+        self.members = nn.ModuleList(Member(base, self.frozen_blocks, generator)
+                                     for _ in range(members))
+        # Standardisation on base-model samples (`calibrate`); identity until then.
+        self.register_buffer("center", torch.zeros(members))
+        self.register_buffer("scale", torch.ones(members))
+        self.register_buffer("base_spread", torch.tensor(float("nan")))
+
+    @property
+    def n_members(self) -> int:
+        return len(self.members)
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(torch.isfinite(self.base_spread))
+
+    def lower(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """(the frozen trunk's states [B, L, C], the blocks' attention mask, each row's last
+        real token [B]): what every member reads."""
+        x, attn_mask = self.trunk.embed(input_ids, attention_mask)
+        for block in self.trunk.blocks:
+            x = block(x, attn_mask)
+        return x, attn_mask, last_real(attention_mask)
+
+    def raw(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, L] -> each member's raw score [M, B], read at each row's last real token."""
+        x, attn_mask, last = self.lower(input_ids, attention_mask)
+        return torch.stack([m(x, attn_mask, last) for m in self.members])
+
+    def standardized(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, L] -> each member's score [M, B] on the base-sample scale (`calibrate`)."""
+        return (self.raw(input_ids, attention_mask) - self.center[:, None]) / self.scale[:, None]
+
+    def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              kind: str = "mean", lam: float = 1.0) -> torch.Tensor:
+        """[B, L] -> [B]: the members' standardised scores combined (`aggregate`)."""
+        return aggregate(self.standardized(input_ids, attention_mask), kind, lam)
+
+    @torch.no_grad()
+    def calibrate(self, prompts: list[str], texts: list[str], max_new_tokens: int) -> None:
+        """Standardise each member on these base-model samples, and record the members' mean
+        spread on them (`base_spread`)."""
+        raw = torch.cat([self.raw(*encode_pairs(prompts[s:s + 64], texts[s:s + 64],
+                                                max_new_tokens, self.center.device)[:2])
+                         for s in range(0, len(prompts), 64)], dim=1)
+        self.center.copy_(raw.mean(1))
+        self.scale.copy_(raw.std(1, correction=0).clamp_min(1e-6))
+        z = (raw - self.center[:, None]) / self.scale[:, None]
+        self.base_spread.fill_(float(spread(z).mean()))
 
     def trainable(self) -> list[nn.Parameter]:
-        """What training updates: everything above the frozen blocks (and the embeddings, when
-        any block is frozen)."""
-        if not self.frozen_blocks:
-            return list(self.parameters())
-        frozen = set(map(id, [*self.trunk.wte.parameters(), *self.trunk.wpe.parameters(),
-                              *self.trunk.blocks[:self.frozen_blocks].parameters()]))
-        return [p for p in self.parameters() if id(p) not in frozen]
+        """What training updates: the members (the trunk below them stays the base model's)."""
+        return list(self.members.parameters())
+
+    @classmethod
+    def from_state(cls, base: GPT, state: dict[str, torch.Tensor]) -> RewardModel:
+        """A model shaped like `state` (members and frozen blocks read from its keys), loaded.
+        A single model saved before ensembles (trunk blocks, `head.*`) loads as one member."""
+        n = base.config.n_layer
+        if "head.weight" in state:   # the earlier layout: a whole trunk and one head
+            frozen = n // 2
+            state = _from_single(state, frozen, n)
+        else:
+            frozen = len({k.split(".")[2] for k in state if k.startswith("trunk.blocks.")})
+        members = len({k.split(".")[1] for k in state if k.startswith("members.")})
+        model = cls(base, frozen_blocks=frozen, members=members)
+        model.load_state_dict(state, strict=True)
+        return model
+
+
+def _from_single(state: dict, frozen: int, n: int) -> dict:
+    """A one-head model's state in the ensemble's layout (one member, uncalibrated)."""
+    out = {}
+    for k, v in state.items():
+        if k.startswith("trunk.blocks."):
+            i = int(k.split(".")[2])
+            rest = k.split(".", 3)[3]
+            out[f"trunk.blocks.{i}.{rest}" if i < frozen
+                else f"members.0.blocks.{i - frozen}.{rest}"] = v
+        elif k.startswith("trunk.ln_f."):
+            out[k] = v
+            out["members.0." + k[len("trunk."):]] = v
+        elif k.startswith("head."):
+            out["members.0." + k] = v
+        else:
+            out[k] = v
+    out["center"], out["scale"] = torch.zeros(1), torch.ones(1)
+    out["base_spread"] = torch.tensor(float("nan"))
+    return out
+
+
+def last_real(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of each row's last real token [B]: the head reads the state there (the EOS of a
+    finished completion, the last character of one cut off at max_new_tokens)."""
+    L = attention_mask.shape[1]
+    return L - 1 - torch.argmax((attention_mask != 0).flip(1).to(torch.uint8), dim=1)
+
+
+@torch.no_grad()
+def base_samples(base: GPT, task, n_prompts: int, k: int, max_new_tokens: int, seed: int,
+                 temperature: float = 1.0, min_new_tokens: int = 0):
+    """(prompts, texts): k samples of the base model for each of n_prompts task prompts, drawn
+    from `seed` alone: what a reward model is standardised on."""
+    from core.tokenizer import TOKENIZER
+
+    device = next(base.parameters()).device
+    prompts = task.sample_prompts(n_prompts, np.random.default_rng(seed))
+    rows = [p for p in prompts for _ in range(k)]
+    ids, mask = encode_prompts(rows, device)
+    sample = generate(base, ids, mask, max_new_tokens, temperature=temperature,
+                      eos_id=TOKENIZER.eos_id,
+                      generator=torch.Generator(device=device).manual_seed(seed),
+                      min_new_tokens=min_new_tokens)
+    return rows, [TOKENIZER.decode(r) for r in sample.tokens.tolist()]
 
 
 def collect_rankings(policy: GPT, task, annotator, n: int, k: int, max_new_tokens: int,
@@ -227,44 +405,118 @@ def split_by_prompt(rankings: list[Ranking], holdout: float,
     return train, val
 
 
+class _Encoded:
+    """Every (prompt, response) training reads, encoded once in one padded layout, with the frozen
+    trunk's states cached: the trunk is the same at every update, so it runs once, not once per
+    update and member (the measured difference: the ensemble's training time)."""
+
+    CACHE_LIMIT = 8192   # sequences; above it (~270 MB of states) the trunk runs per batch
+
+    def __init__(self, model: RewardModel, prompts: list[str], texts: list[str],
+                 max_new_tokens: int):
+        device = model.center.device
+        self.model = model
+        self.ids, self.mask, _ = encode_pairs(prompts, texts, max_new_tokens, device)
+        self.last = last_real(self.mask)
+        self.states = None
+        if len(prompts) <= self.CACHE_LIMIT:
+            with torch.no_grad():
+                self.states = torch.cat([model.lower(self.ids[s:s + 256],
+                                                     self.mask[s:s + 256])[0]
+                                         for s in range(0, len(prompts), 256)])
+
+    def raw(self, member: Member, rows: torch.Tensor) -> torch.Tensor:
+        """Member's raw scores of the given rows [R]."""
+        mask = self.mask[rows]
+        if self.states is not None:
+            x = self.states[rows]
+            key = mask != 0
+            attn = None if bool(key.all()) else query_key_mask(key, mask.shape[1])
+        else:
+            with torch.no_grad():
+                x, attn, _ = self.model.lower(self.ids[rows], mask)
+        return member(x, attn, self.last[rows])
+
+
 def train_reward_model(base: GPT, rankings: list[Ranking], kind: str, steps: int, lr: float,
                        max_new_tokens: int, seed: int = 0, holdout: float = 0.2,
                        progress=None, on_step=None, init: RewardModel | None = None,
-                       stop=None) -> tuple[RewardModel, dict[str, float]]:
+                       stop=None, members: int = 1, negatives: float = 0.0,
+                       calibration: tuple[list[str], list[str]] | None = None,
+                       ) -> tuple[RewardModel, dict[str, float]]:
     """Fit r_theta with `steps` updates of 16 rankings on (1 - holdout) of the rankings, held
     out by prompt (`split_by_prompt`); report held-out accuracy and loss.
 
     A fixed number of updates, not of epochs: with few rankings an epoch is one or two updates,
     and 4 epochs of 100 rankings (20 updates) left Bradley-Terry at chance (0.51 held out), while
     150 updates reach 0.71-0.77 in about 20 s whatever the count (benchmarks/README.md).
-    `init` continues from a model (an iterated round) instead of a fresh copy of `base`.
+
+    members > 1: an ensemble, each member on its own bootstrap resample of the training rankings
+    (Christiano et al. 2017), all updated together. negatives > 0: every update also shows each
+    member 16 (response, mangled copy) pairs (`core.negatives`) with this weight on their
+    Bradley-Terry loss. calibration: base-model (prompts, texts) to standardise the members on
+    (`RewardModel.calibrate`) once trained.
+
+    `init` continues from a model (an iterated round) instead of a fresh one.
     on_step(done, total, metrics) sees `rm/train_loss` every update and the held-out metrics every
     25; `stop()` returning True ends training early.
     """
+    from core.negatives import negative_pairs
+    from core.preference import bradley_terry_loss
+
     rankings = [r for r in rankings if _pairs(r.ranks)]  # an all-tied ranking says nothing
     if not rankings:
         raise ValueError("no rankings with a strict preference to train on; rank some first")
     rng = np.random.default_rng(seed)
-    # The head's initialisation must come from `seed`, not from whatever global torch state
+    # The heads' initialisation must come from `seed`, not from whatever global torch state
     # earlier work left behind: same seed, same reward model.
     torch.manual_seed(seed)
     train, val = split_by_prompt(rankings, holdout, rng) if len(rankings) > 1 else (
         rankings, rankings)
-    model = init if init is not None else RewardModel(base)
+    model = init if init is not None else RewardModel(base, members=members, seed=seed)
+    M = model.n_members
+
+    # Every sequence once: the rankings' responses, then the negatives' mangled copies.
+    prompts = [r.prompt for r in train for _ in r.responses]
+    texts = [t for r in train for t in r.responses]
+    starts = np.cumsum([0] + [len(r.responses) for r in train])
+    neg = negative_pairs(list(zip(prompts, texts, strict=True)), 1, rng) if negatives > 0 else []
+    # the row of each negative's original response, and of its mangled copy
+    row_of = {(p, t): i for i, (p, t) in enumerate(zip(prompts, texts, strict=True))}
+    neg_good = [row_of[(p, t)] for p, t, _ in neg]
+    neg_bad = list(range(len(texts), len(texts) + len(neg)))
+    data = _Encoded(model, prompts + [p for p, _, _ in neg], texts + [w for _, _, w in neg],
+                    max_new_tokens)
+
+    # Member 0 of a one-member model sees every ranking, as a single model always did.
+    boot = [np.arange(len(train)) if M == 1 else rng.integers(0, len(train), len(train))
+            for _ in range(M)]
+    orders: list[list[int]] = [[] for _ in range(M)]
     params = model.trainable()
     model.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     per_batch = 16
-    order: list[int] = []
     for done in range(1, steps + 1):
         model.train()
-        if len(order) < min(per_batch, len(train)):
-            order += list(rng.permutation(len(train)))
-        batch = [train[i] for i in order[:per_batch]]
-        del order[:per_batch]
-        loss = ranking_loss(_scores(model, batch, max_new_tokens), batch, kind)
+        loss = torch.zeros((), device=data.ids.device)
+        for m, member in enumerate(model.members):
+            order = orders[m]
+            if len(order) < min(per_batch, len(boot[m])):
+                order += [int(i) for i in rng.permutation(boot[m])]
+            batch = [train[i] for i in order[:per_batch]]
+            rows = torch.tensor([j for i in order[:per_batch]
+                                 for j in range(starts[i], starts[i + 1])], device=data.ids.device)
+            del order[:per_batch]
+            loss = loss + ranking_loss(data.raw(member, rows), batch, kind)
+            if neg:
+                pick = rng.integers(0, len(neg), per_batch)
+                both = torch.tensor([neg_good[i] for i in pick] + [neg_bad[i] for i in pick],
+                                    device=data.ids.device)
+                s = data.raw(member, both)
+                loss = loss + negatives * bradley_terry_loss(s[:per_batch], s[per_batch:])
+        loss = loss / M
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -281,10 +533,14 @@ def train_reward_model(base: GPT, rankings: list[Ranking], kind: str, steps: int
         if stopping:
             break
     model.eval()
-    metrics = evaluate(model, val, kind, max_new_tokens)
-    metrics["rm/rankings"] = float(len(rankings))
     for p in model.parameters():
         p.requires_grad_(False)
+    if calibration is not None:
+        model.calibrate(*calibration, max_new_tokens)
+    metrics = evaluate(model, val, kind, max_new_tokens)
+    metrics["rm/rankings"] = float(len(rankings))
+    if M > 1 and model.calibrated:
+        metrics["rm/base_disagreement"] = float(model.base_spread)
     log.info("reward model: %s", metrics)
     return model, metrics
 

@@ -90,8 +90,7 @@ def load_reward_model(data_dir, name: str, device="cpu"):
         with safe_open(str(path), framework="pt") as f:
             config = GPTConfig.from_dict(json.loads((f.metadata() or {})["gpt_config"]))
         state = load_file(str(path), device="cpu")
-        model = RewardModel(GPT(config))
-        model.load_state_dict(state, strict=True)
+        model = RewardModel.from_state(GPT(config), state)
     except (SafetensorError, OSError, KeyError, RuntimeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path} is not a readable reward model: {exc}") from exc
     for p in model.parameters():

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from core.config import RunConfig
 from core.faults import Diverged
+from core.feedback import JudgeFailed
 from core.run_control import RunCancelled, RunControl
 from core.runs import RunStore
 from core.train_state import ResumePlan, TrainState, save_state, state_path
@@ -124,6 +125,15 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
     except RunCancelled:
         store.finish_run(run_id, "stopped")
         return run_id, "stopped"
+    except JudgeFailed as exc:
+        # the judge, not the run, failed: stop it saved, as a stop would, and say why in a line
+        log.info("run %s: %s", run_id, exc)
+        store.log_event(run_id, trainer.step_index, "judge_failed",
+                        {"kind": "judge_failed", "step": trainer.step_index, "what": str(exc)})
+        if trainer.step_index:
+            _checkpoint(store, run_id, trainer)
+        store.finish_run(run_id, "stopped", error=str(exc))
+        raise
     except KeyboardInterrupt:
         store.finish_run(run_id, "stopped")
         raise
@@ -142,8 +152,12 @@ def _stored_feedback(cfg: RunConfig, store: RunStore):
                          "feedback_by=simulated headless")
     import numpy as np
 
-    from core.feedback import SimulatedFeedback
+    from core.feedback import CommandFeedback, SimulatedFeedback
     from core.rankings import RankingStore
+
+    if cfg.feedback_by == "command":
+        return CommandFeedback(cfg.feedback_command, cfg.feedback_timeout,
+                               RankingStore(store.data_dir))
 
     return SimulatedFeedback(cfg.annotator_temperature, np.random.default_rng(cfg.seed + 7),
                              RankingStore(store.data_dir))

@@ -97,6 +97,8 @@ def save_state(path: Path, trainer) -> None:
                    "gpt_config": (source.model.trunk.config.to_dict()
                                   if getattr(source, "model", None) is not None else None)},
         "round_out": trainer._round_out,
+        "rounds": {"done": trainer.rounds_done, "last_step": trainer.last_round_step,
+                   "ratio": trainer.last_disagreement_ratio},
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={
@@ -157,8 +159,7 @@ class TrainState:
         from core.model import GPT, GPTConfig
         from core.reward_model import Ranking, RewardModel
 
-        model = RewardModel(GPT(GPTConfig.from_dict(reward["gpt_config"])))
-        model.load_state_dict(weights, strict=True)
+        model = RewardModel.from_state(GPT(GPTConfig.from_dict(reward["gpt_config"])), weights)
         model.to(trainer.device)
         rankings = [Ranking(r["prompt"], tuple(r["responses"]), tuple(r["ranks"]),
                             tuple(r.get("true", ()))) for r in reward.get("rankings", [])]
@@ -190,6 +191,11 @@ class TrainState:
         torch.set_rng_state(self.tensors["rng.torch"])
         events, metrics = meta.get("round_out") or ([], {})
         trainer._round_out = (list(events), dict(metrics))
+        rounds = meta.get("rounds") or {}
+        trainer.rounds_done = int(rounds.get("done", 0))
+        trainer.last_round_step = int(rounds.get("last_step", 0))
+        ratio = rounds.get("ratio")
+        trainer.last_disagreement_ratio = float("nan") if ratio is None else float(ratio)
         trainer.step_index = self.step
         trainer._t0 = time.perf_counter() - float(meta.get("time_s", 0.0))
         self._carry_edits(trainer)

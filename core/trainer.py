@@ -36,6 +36,11 @@ from core.tokenizer import TOKENIZER
 
 log = logging.getLogger(__name__)
 
+# Steps between a round and the next one the members' disagreement asks for: the policy needs a
+# few steps on the updated reward model before its disagreement says anything new.
+UNSURE_GAP = 10
+
+
 @dataclass(frozen=True)
 class StepResult:
     step: int
@@ -60,6 +65,9 @@ class Trainer:
         self.progress, self.data_dir, self.run_label = progress, data_dir, run_label
         self.feedback = feedback
         self._round_out: tuple[list[dict], dict] = ([], {})
+        # Iterated rounds: how many so far, the step of the last, and why the next one is asked.
+        self.rounds_done, self.last_round_step, self.round_reason = 0, 0, ""
+        self.last_disagreement_ratio = float("nan")
         self.step_index = 0
         self.threads = resolve_threads(cfg.threads, beside_gui)
         self.sample_threads = sampling_threads(cfg.threads, beside_gui)
@@ -87,7 +95,8 @@ class Trainer:
         self.controller = self._make_controller(cfg)
         self.reward_source = make_reward_source(
             cfg, self.task, self.reference, self.device, self.rng, self._setup_progress,
-            data_dir, restored=restore.reward_model(self) if restore else None)
+            data_dir, restored=restore.reward_model(self) if restore else None,
+            generator=self.generator)
         self.max_new_tokens = cfg.max_new_tokens or self.task.max_new_tokens
         self._t0 = time.perf_counter()
         if restore is not None:
@@ -170,23 +179,42 @@ class Trainer:
             control.end()   # nobody waits forever on a run that has ended
 
     def _round_due(self) -> bool:
-        if self.reward_source.name != "learned" or self.step_index >= self.cfg.steps \
+        """Whether to ask for a round now, with `round_reason` saying why: asked for (the
+        window's Rank now), the schedule (`feedback_every`), or the members' disagreement past
+        `feedback_unsure` (at least UNSURE_GAP steps after the last round, so that the update it
+        brought shows first). `feedback_max_rounds` caps the scheduled and unsure ones."""
+        cfg = self.cfg
+        if self.reward_source.name != "learned" or self.step_index >= cfg.steps \
                 or self.control.stop_requested:
             return False
-        every = self.cfg.feedback_every
-        return self.control.take_round() or bool(every and self.step_index % every == 0)
+        if self.control.take_round():
+            self.round_reason = "asked"
+            return True
+        if cfg.feedback_max_rounds and self.rounds_done >= cfg.feedback_max_rounds:
+            return False
+        if cfg.feedback_every and self.step_index % cfg.feedback_every == 0:
+            self.round_reason = "every"
+            return True
+        if cfg.feedback_unsure and self.last_disagreement_ratio >= cfg.feedback_unsure \
+                and self.step_index - self.last_round_step >= UNSURE_GAP:
+            self.round_reason = "unsure"
+            return True
+        return False
 
     def _feedback_round(self) -> None:
         """Rank the current policy's samples and update the reward model; the round's event and
         metrics go out with the next step."""
         from core.feedback import SimulatedFeedback, feedback_round
 
+        log.info("round at step %d: %s", self.step_index, self.round_reason)
         if self.feedback is None:
             self.feedback = SimulatedFeedback(self.cfg.annotator_temperature, self.rng)
         try:
             event, metrics = feedback_round(self, self.feedback, self.progress)
         except RunCancelled:
             return
+        self.rounds_done += 1
+        self.last_round_step = self.step_index
         events, old = self._round_out
         self._round_out = (events + [event], {**old, **metrics})
 
@@ -281,6 +309,8 @@ class Trainer:
         self.controller.update(kl_seq[cfg.kl_estimator])
         step_s = time.perf_counter() - t_start
         n_tokens = float(mask.sum())
+        metrics.update(scored.metrics)
+        self.last_disagreement_ratio = scored.metrics.get("rm/disagreement_ratio", float("nan"))
         metrics.update({
             "step": float(self.step_index),
             "time_s": time.perf_counter() - self._t0,

@@ -140,8 +140,12 @@ def list_settings(cfg=None) -> str:
         live = " [live]" if info["live"] else ""
         why = ""
         if value != info["default"]:
+            by_source = info["per_source"].get(cfg.reward_source)
+            if isinstance(by_source, dict):
+                by_source = by_source.get(cfg.algo)
             origin = ("this task's default" if cfg.task in info["per_task"] and
                       info["per_task"][cfg.task] == value else
+                      f"the {cfg.reward_source} reward's default" if by_source == value else
                       f"{cfg.algo}'s default" if info["per_algo"].get(cfg.algo) == value
                       else "as given")
             why = f"  ({origin}; generic default {info['default']!r})"

@@ -201,6 +201,7 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         self.live_id = None
         self.opened = None
         self.samples.clear()
+        self.dashboard.show_warning(None)
         task = get_task(cfg.task)
         self.samples.set_reward_range(*task.reward_range)
         self.samples.set_columns(cfg.reward_source != "true")
@@ -237,6 +238,8 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
     def _phase(self, name: str, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
+        # set-up or a round's model update: its own count, not the steps' ETA from before it
+        self.progress.setFormat(f"{name}: %v/%m")
         self.status_text.setText(f"{name[:1].upper()}{name[1:]}: {done}/{total}")
 
     @Slot(object)
@@ -250,7 +253,10 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
                                        metrics.get("time_s"))
             if event.get("kind") == "set":
                 self._edits_applied(event.get("changes") or {})
+            if event.get("kind") == "feedback_round":
+                self.rank_tab.round_result(event)
         self.math.set_run_values({**metrics, **self._run_knobs(cfg := self.controller.cfg)})
+        self._check_hacking()
         samples = update.samples_list()
         if samples:
             self.samples.show_samples(update.step, samples)
@@ -269,6 +275,18 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
             f"reward {metrics.get('reward/mean', float('nan')):+.3f} · "
             f"true {metrics.get('reward/true_mean', float('nan')):+.3f} · "
             f"KL {metrics.get('kl/mean', float('nan')):.3f} · β {metrics.get('kl/beta', 0):.3g}")
+
+    def _check_hacking(self) -> None:
+        """The banner over the plots when the run's own signals say its learned reward is being
+        hacked (core.hacking), hidden when they no longer do."""
+        from core.hacking import warning
+
+        def values(name):
+            series = self.live_series.get(name)
+            return [] if series is None else list(series.values)
+
+        self.dashboard.show_warning(warning(values("rm/disagreement_ratio"),
+                                            values("rm/fresh_accuracy")))
 
     # --- live edits: the panel shows a value as applied only once a step echoes it
     def _live_edit(self, changes: dict) -> None:

@@ -70,6 +70,7 @@ class RankTab(QWidget):
         self.rm_box.useRequested.connect(self.useModelRequested)
         # the chosen model also scores the previews of the groups sampled from now on
         self.rm_box.useRequested.connect(lambda name: self.worker.submit(UseModel(name)))
+        self.rm_box.useRequested.connect(lambda _name: self.panel.model_changed())
         self.panel.saved.connect(lambda _id: self.browser.refresh())
         self.browser.changed.connect(self.panel._show_count)
         self.panel.roundFinished.connect(self.roundDone)
@@ -91,13 +92,23 @@ class RankTab(QWidget):
     def set_checkpoints(self, items: list[tuple[str, str]]) -> None:
         self.panel.set_checkpoints(items)
 
-    def start_round(self, groups, step: int) -> None:
-        self.panel.start_round(groups, step)
+    def start_round(self, groups, step: int, reason: str = "") -> None:
+        self.panel.start_round(groups, step, reason)
 
     def _trained(self, meta: dict) -> None:
         self.rm_box.finished(meta)
         self.rm_box.set_models(list_reward_models(self.data_dir, self.task))
-        # the new model scores the previews of the next groups (the worker keeps it)
+        # the new model scores the previews of the next groups (the worker keeps it), so the
+        # groups sampled ahead under the old one are sampled again
+        self.panel.model_changed()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        self.panel.offer_first_group()
+
+    def round_result(self, event: dict) -> None:
+        """After a round: what the person's ranks said, in the reward-model box."""
+        self.rm_box.show_round(event)
 
     def _failed(self, job: str, text: str) -> None:
         if job == "TrainRequest":

@@ -26,7 +26,7 @@ class RunController(QObject):
     stepArrived = Signal(object)          # StepUpdate
     runEnded = Signal(str, str)           # run id, status
     runFailed = Signal(str, str)          # run id, traceback
-    roundRequested = Signal(object)       # groups (core.feedback.Group) for the person to rank
+    roundRequested = Signal(object)       # a worker.RoundRequest for the person to rank
 
     def __init__(self, data_dir: Path, parent=None):
         super().__init__(parent)

@@ -14,13 +14,14 @@ class WindowFeedback:
             | {"clip_eps_high": cfg.clip_high}
 
     # --- human feedback
-    def _round_requested(self, groups) -> None:
+    def _round_requested(self, request) -> None:
         reward = self.live_series.get("reward/mean") if self.live_series else None
         step = len(reward) if reward is not None else 0
         self.show_tab(self.rank_tab)
-        self.rank_tab.start_round(groups, step)
-        self.status_text.setText(f"Feedback round: rank {len(groups)} groups in the Rank tab; "
-                                 "the run waits for you.")
+        self.rank_tab.start_round(request.groups, step, request.reason)
+        self.status_text.setText(f"Feedback round ({request.reason}): rank "
+                                 f"{len(request.groups)} groups in the Rank tab; the run waits "
+                                 "for you.")
 
     def _round_ranked(self, rankings) -> None:
         self.controller.submit_round(rankings)

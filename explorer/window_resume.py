@@ -106,6 +106,14 @@ class WindowResume:
         self._list_checkpoints()
         if status == "diverged":
             self._show_divergence(run_id)
+        error = self.store.run_error(run_id) if status == "stopped" else None
+        if error:   # stopped by something outside the run (a judge program): say what, once
+            self.status_text.setText(f"Run {run_id} stopped after {steps} steps, saved: {error}")
+            box = QMessageBox(QMessageBox.Warning, "Run stopped",
+                              f"{error}.\n\nThe run is saved: fix the judge, then Resume it "
+                              "from the runs list.", QMessageBox.Ok, self)
+            box.setObjectName("stoppedBox")
+            box.open()
 
     def _run_failed(self, run_id: str, text: str) -> None:
         self.progress.setVisible(False)

@@ -27,6 +27,25 @@ from core.run_control import RunControl
 log = logging.getLogger(__name__)
 
 
+# Why a round asks, in the words the Rank tab's banner uses.
+ROUND_REASONS = {
+    "unsure": "the reward model is unsure about what the policy now writes",
+    "every": "a scheduled round",
+    "asked": "you asked for a round",
+}
+
+
+@dataclass(frozen=True)
+class RoundRequest:
+    """The groups a round asks the person to rank, and why it asks (Trainer.round_reason)."""
+    groups: tuple
+    why: str = ""
+
+    @property
+    def reason(self) -> str:
+        return ROUND_REASONS.get(self.why, "a feedback round")
+
+
 @dataclass(frozen=True)
 class StepUpdate:
     run_id: str
@@ -54,7 +73,7 @@ class TrainingThread(QThread):
     stepDone = Signal(object)           # StepUpdate
     runFinished = Signal(str, str)      # run id, status (finished / stopped / diverged)
     runFailed = Signal(str, str)        # run id, traceback text
-    roundRequested = Signal(object)     # tuple of core.feedback.Group for the person to rank
+    roundRequested = Signal(object)     # a RoundRequest: the groups for the person to rank
 
     def __init__(self, cfg: RunConfig, data_dir, parent=None, resume=None):
         """resume: a core.train_state.ResumePlan (immutable) to carry on instead of a new run;
@@ -124,7 +143,9 @@ class TrainingThread(QThread):
         this worker thread) until the person has ranked them, or the run is stopped."""
         while not self._answers.empty():   # a stale answer from an earlier round
             self._answers.get_nowait()
-        self.roundRequested.emit(tuple(groups))
+        with self._lock:
+            why = getattr(self._trainer, "round_reason", "") if self._trainer else ""
+        self.roundRequested.emit(RoundRequest(tuple(groups), why))
         while not self.control.stop_requested:
             with self._lock:
                 trainer = self._trainer
@@ -137,6 +158,7 @@ class TrainingThread(QThread):
         return []
 
     def run(self) -> None:  # noqa: D401 (QThread entry point)
+        from core.feedback import JudgeFailed
         from core.runs import RunStore
         from core.session import train_and_record
 
@@ -151,6 +173,8 @@ class TrainingThread(QThread):
                 control=self.control, on_run=self._on_run, resume=self.resume,
                 beside_gui=True)
             self.runFinished.emit(self.run_id or "", status)
+        except JudgeFailed:   # the run is stopped and saved; the window reads why from the store
+            self.runFinished.emit(self.run_id or "", "stopped")
         except ValueError as error:
             if not self._opened:   # refused before the run existed or reopened: one line
                 self.runFailed.emit("", str(error))

@@ -2,6 +2,7 @@
 
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -11,12 +12,55 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def _user_folders() -> list[Path]:
+    """Where the app keeps a user's runs and window settings (QSettings' native file on Linux
+    is $XDG_CONFIG_HOME/rlhf-explorer/rlhf-explorer.conf)."""
+    import platformdirs
+
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [config / "rlhf-explorer", Path(platformdirs.user_data_path("rlhf-explorer"))]
+
+
+def _snapshot(folders) -> dict[str, tuple[int, int]]:
+    out = {}
+    for folder in folders:
+        if folder.is_dir():
+            for path in folder.rglob("*"):
+                if path.is_file():
+                    stat = path.stat()
+                    out[str(path)] = (stat.st_mtime_ns, stat.st_size)
+        elif folder.exists():
+            out[str(folder)] = (folder.stat().st_mtime_ns, 0)
+    return out
+
+
+# The real folders and what is in them, before this process points anything elsewhere.
+REAL_USER_FOLDERS = _user_folders()
+BEFORE = _snapshot(REAL_USER_FOLDERS)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any test, or any process a test started, wrote to a user's real runs or
+    settings (a window's settings once overwrote a developer's: issue 16)."""
+    after = _snapshot(REAL_USER_FOLDERS)
+    changed = sorted(k for k in set(BEFORE) | set(after) if BEFORE.get(k) != after.get(k))
+    if changed:
+        session.config.get_terminal_writer().line(
+            f"FAILED: the tests wrote outside their temporary folders: {', '.join(changed[:5])}",
+            red=True)
+        session.exitstatus = 1
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_user_folders(tmp_path_factory):
-    """Tests never read or write the developer's real runs or window settings."""
+    """Tests never read or write the developer's real runs or window settings, and neither do
+    the processes they start (`python -m explorer.app` subprocesses inherit the environment)."""
     data = tmp_path_factory.mktemp("data")
     settings = tmp_path_factory.mktemp("settings")
+    home = tmp_path_factory.mktemp("xdg")
     os.environ["RLHF_EXPLORER_DATA"] = str(data)
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        os.environ[name] = str(home / name.lower())
     from PySide6.QtCore import QSettings
 
     QSettings.setDefaultFormat(QSettings.IniFormat)

@@ -142,8 +142,8 @@ def test_dashboard_draws_both_runs_with_every_point(dashboard):
     reward = dashboard.panel("reward")
     assert len(reward.data_items()) == 4  # 2 runs x (mean, true mean)
     # Colour names the run, dash the metric: runs + metrics, not every pair.
-    assert [label.text for _, label in reward.legend.items] == ["run A", "run B", "mean",
-                                                                "true_mean"]
+    assert [label.text for _, label in reward.legend.items] == [
+        "run A", "run B", "optimised (learned or ranked)", "true (hidden)"]
     kl = dashboard.panel("kl/mean")
     assert [label.text for _, label in kl.legend.items] == ["run A", "run B"]
     for item in reward.data_items():
@@ -404,7 +404,7 @@ def test_empty_state_until_the_first_step_and_after_a_clear(qtbot):
     board.refresh()
     reward = board.panel("reward")
     assert reward.empty_text() is None and reward.legend.isVisible()
-    assert reward.legend.texts() == ["mean", "true_mean"]
+    assert reward.legend.texts() == ["optimised (learned or ranked)", "true (hidden)"]
     assert reward.plot_item.getAxis("left").isVisible()
     assert board.panel("kl").empty_text() is None
     assert_empty(board.panel("length"), NOT_REPORTED_TEXT)  # this run has steps, not lengths
@@ -456,7 +456,8 @@ def test_legend_sits_outside_the_data_and_fits_the_width(qtbot):
     legend = plot.legend
     settle()
     assert legend.isVisible()
-    assert legend.texts() == ["grpo (live)", "reinforce 3f2a1c", "mean", "true_mean"]
+    assert legend.texts() == ["grpo (live)", "reinforce 3f2a1c", "optimised (learned or ranked)",
+                              "true (hidden)"]
     view = plot.plot_item.getViewBox()
     legend_rect = legend.mapRectToScene(legend.boundingRect())
     assert not legend_rect.intersects(view.mapRectToScene(view.boundingRect()))

@@ -57,8 +57,11 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: window.rank_tab.panel._group is not None)
     assert window.current_tab() is window.rank_tab
     panel = window.rank_tab.panel
-    assert "step 2" in panel.banner.text()
-    for key in (Qt.Key_2, Qt.Key_1, Qt.Key_Return, Qt.Key_1, Qt.Key_2, Qt.Key_Return):
+    assert "step 2" in panel.banner.text() and "a scheduled round" in panel.banner.text().lower()
+    # rm_k = 2 policy samples and, shuffled in blind, one of the base model's
+    assert len(panel._group.responses) == 3
+    for key in (Qt.Key_2, Qt.Key_1, Qt.Key_3, Qt.Key_Return,
+                Qt.Key_1, Qt.Key_3, Qt.Key_2, Qt.Key_Return):
         qtbot.keyClick(panel.list, key)
     with qtbot.waitSignal(window.controller.runEnded, timeout=60_000):
         pass
@@ -68,8 +71,13 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
     assert event["payload"]["new_rankings"] == 2 and event["payload"]["rankings"] == 14
     with RankingStore(tmp_path) as rankings:
         mine = rankings.list(sources=["person"])
-    assert [r.ranks for r in mine] == [(2, 1), (1, 2)]
+    assert [r.ranks for r in mine] == [(2, 1, 3), (1, 3, 2)]
     assert {r.policy for r in mine} == {f"run {run.id} step 2"}
+    # the win rate from where the base sample was: each policy sample ranked above it wins
+    wins = []
+    for r, at in zip(mine, event["payload"]["base_at"], strict=True):
+        wins += [1.0 if r.ranks[j] < r.ranks[at] else 0.0 for j in range(3) if j != at]
+    assert event["payload"]["eval/win_rate"] == pytest.approx(sum(wins) / len(wins))
     # the round is a marker on the plots
     assert any("feedback" in label for _, _, label in window.live_series.events)
 

@@ -77,3 +77,25 @@ def test_code_points_only_at_files_in_the_repository():
                                                 *ROOT.glob("docs/*.md"), ROOT / "README.md"]
             if re.search(r"\b(DESIGN|REFERENCES)\.md\b", p.read_text())]
     assert not hits, f"these point outside the repository: {hits}"
+
+
+def test_processes_the_tests_start_keep_settings_and_data_in_temporary_folders(tmp_path):
+    """A `python -m explorer.app` a test starts inherits the environment: its QSettings file and
+    data folder must land under the test session's temporary folders, never a user's own
+    (conftest.py also fails the whole run if a user's folders change)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    code = ("from PySide6.QtCore import QCoreApplication, QSettings; "
+            "QCoreApplication.setOrganizationName('rlhf-explorer'); "
+            "QCoreApplication.setApplicationName('rlhf-explorer'); "
+            "from core.storage import default_data_dir; "
+            "print(QSettings().fileName()); print(default_data_dir())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1],
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}).stdout.split("\n")
+    temp = os.path.realpath(tempfile.gettempdir())
+    for path in out[:2]:
+        assert os.path.realpath(path).startswith(temp), path

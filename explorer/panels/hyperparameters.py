@@ -189,7 +189,8 @@ class HyperparameterPanel(QWidget):
     def set_config(self, config: RunConfig) -> None:
         """Show `config`. Emits validityChanged if validity changes, never configChanged."""
         self._config = config
-        defaults = RunConfig.for_algo(config.algo, task=config.task)
+        defaults = RunConfig.for_algo(config.algo, task=config.task,
+                                      reward_source=config.reward_source)
         self._touched = {n for n in FIELDS if getattr(config, n) != getattr(defaults, n)}
         for name, editor in self.editors.items():
             editor.set_value(getattr(config, name))
@@ -270,8 +271,9 @@ class HyperparameterPanel(QWidget):
     # --- reactions
     def _on_changed(self, name: str, final: bool) -> None:
         self._touched.add(name)
-        if name in ("algo", "task"):
-            self._apply_defaults(self._read("algo"), self._read("task"))
+        if name in ("algo", "task", "reward_source"):
+            self._apply_defaults(self._read("algo"), self._read("task"),
+                                 self._read("reward_source"))
         if name in TOP_FIELDS:
             self._update_visibility()
         if self._running and FIELDS[name].metadata["live"]:
@@ -279,11 +281,12 @@ class HyperparameterPanel(QWidget):
         else:
             self._validate(emit=True)
 
-    def _apply_defaults(self, algo: str, task: str) -> None:
-        """Untouched knobs take the chosen objective's and task's own defaults."""
-        defaults = RunConfig.for_algo(algo, task=task)
+    def _apply_defaults(self, algo: str, task: str, source: str) -> None:
+        """Untouched knobs take the chosen objective's, reward source's and task's defaults."""
+        defaults = RunConfig.for_algo(algo, task=task, reward_source=source)
         for name, f in FIELDS.items():
-            if (f.metadata["per_algo"] or f.metadata["per_task"]) and name not in self._touched:
+            if (f.metadata["per_algo"] or f.metadata["per_task"] or f.metadata["per_source"]) \
+                    and name not in self._touched:
                 self.editors[name].set_value(getattr(defaults, name))
 
     def _live_edit(self, name: str, final: bool) -> None:

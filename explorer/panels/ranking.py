@@ -232,9 +232,11 @@ class RankingPanel(QWidget):
         if self._group is None:
             self._next()
 
-    def start_round(self, groups, step: int) -> None:
-        """Iterated RLHF: rank these groups from the current policy; `roundFinished` when done."""
+    def start_round(self, groups, step: int, reason: str = "") -> None:
+        """Iterated RLHF: rank these groups from the current policy; `roundFinished` when done.
+        reason: why the round asks, said first on the banner."""
         self._round, self._round_left = [], len(groups)
+        self._round_reason = reason
         waiting = ([self._group] if self._group is not None else []) + self._queue
         self._queue = list(groups) + waiting   # the group on screen waits behind the round
         self._show_banner(step)
@@ -331,9 +333,13 @@ class RankingPanel(QWidget):
         if step is not None:
             self._round_step = step
         done = len(self._round or [])
-        self.banner.setText(f"Feedback round at step {self._round_step}: the run is paused until "
+        why = getattr(self, "_round_reason", "")
+        self.banner.setText((f"{why[:1].upper()}{why[1:]}: rank {self._round_left} groups. "
+                             if why else "") +
+                            f"Feedback round at step {self._round_step}: the run is paused until "
                             f"you rank these groups from the current policy — {self._round_left} "
-                            f"left ({done} ranked).")
+                            f"left ({done} ranked). One response in each may be the base "
+                            "model's, unmarked, so your ranks also measure the win rate.")
         self.banner.setVisible(True)
 
     def _render(self) -> None:

@@ -11,6 +11,7 @@ import math
 import time
 
 import pyqtgraph as pg
+from core.rankings import SOURCES
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -39,7 +40,7 @@ class RewardModelBox(QGroupBox):
         super().__init__("Reward model from your rankings", parent)
         self.task = "sentiment"
         self.sources = {s: QCheckBox(s, objectName=f"rmSource_{s}", checked=True)
-                        for s in ("person", "simulated", "imported")}
+                        for s in SOURCES}
         self.loss = QComboBox(objectName="rmLoss")
         self.loss.addItem("Bradley-Terry (all pairs)", "bradley_terry")
         self.loss.addItem("Plackett-Luce (whole rankings)", "plackett_luce")
@@ -184,6 +185,23 @@ class RewardModelBox(QGroupBox):
             f"{stopped}{saved}{meta.get('rankings', 0)} rankings · held-out accuracy "
             f"{acc:.2f} against the rankings · {true:.2f} agreement with the true reward "
             "(0.5 = chance; held out by prompt).")
+
+    def show_round(self, event: dict) -> None:
+        """A run's feedback round retrained its reward model: say so, with what the person's
+        ranks measured (the run's model is its own; the saved one above is unchanged)."""
+        def part(key, text):
+            value = event.get(key)
+            return [text.format(value)] if isinstance(value, int | float) \
+                and math.isfinite(value) else []
+
+        bits = (part("eval/win_rate", "win rate over the base model {:.0%}")
+                + part("rm/fresh_accuracy", "the model had predicted {:.0%} of your "
+                       "preferences before training on them")
+                + part("rm/accuracy", "held-out accuracy now {:.2f}"))
+        self.result.setText(
+            f"Round at step {event.get('step', '?')}: +{event.get('new_rankings', 0)} rankings "
+            f"({event.get('rankings', 0)} in all); the run's reward model was retrained."
+            + (" " + "; ".join(bits).capitalize() + "." if bits else ""))
 
     def failed(self, text: str) -> None:
         self.train_button.setEnabled(True)

@@ -124,6 +124,12 @@ def extra_spec(metric: str) -> PanelSpec:
 class Dashboard(QWidget):
     """Reward, KL, clip fraction, β, entropy and losses, plus a tab of any other metric."""
 
+    def show_warning(self, text: str | None) -> None:
+        """The hacking banner: shown with `text`, hidden with None."""
+        if text:
+            self.banner.setText("⚠ " + text)
+        self.banner.setVisible(bool(text))
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("dashboard")
@@ -137,6 +143,13 @@ class Dashboard(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(self._build_toolbar())
+        # Over the plots: a warning that the policy is hacking its learned reward, with the fix
+        # (core.hacking). Hidden until a run's own signals say so.
+        self.banner = QLabel(objectName="hackingBanner", wordWrap=True, visible=False)
+        self.banner.setStyleSheet("QLabel { background: #ffe3d6; color: #6b1d00; "
+                                  "border: 1px solid #e0a080; border-radius: 4px; "
+                                  "padding: 6px 10px; font-weight: 600; }")
+        layout.addWidget(self.banner)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         layout.addWidget(self.tabs, 1)

@@ -220,8 +220,16 @@ class FlowLegend(pg.GraphicsWidget):
         self.update()
 
 
+# Legend names that say what a line is, where the metric's own name would not: in the Reward
+# panel, "mean" / "true_mean" left a person guessing which was the learned reward (issue 16).
+SPOKEN = {"reward/mean": "optimised (learned or ranked)", "reward/true_mean": "true (hidden)"}
+
+
 def short_name(metric: str, metrics: Sequence[str]) -> str:
-    """`metric` without the prefix every metric of its panel shares ("reward/" in Reward)."""
+    """`metric` without the prefix every metric of its panel shares ("reward/" in Reward), or
+    its spoken name (`SPOKEN`)."""
+    if metric in SPOKEN:
+        return SPOKEN[metric]
     # The shared prefix is the panel's subject, and the legend's width is better spent on
     # run labels.
     prefixes = {m.split("/", 1)[0] for m in metrics}
