@@ -30,6 +30,15 @@ class WindowMenus:
             action = file_menu.addAction(f"Export dashboard as {label}",
                                          lambda k=kind: self.export_dashboard(k))
             action.setObjectName(f"exportDashboard{kind.upper()}Action")
+        file_menu.addSeparator()
+        action = file_menu.addAction("&Import rankings…", self.import_rankings)
+        action.setObjectName("importRankingsAction")
+        action.setToolTip("Add a JSONL file of rankings (TRL's pairwise or listwise) to the "
+                          "current task's; all of the file or none of it")
+        for fmt in ("listwise", "pairwise"):
+            action = file_menu.addAction(f"Export rankings ({fmt})…",
+                                         lambda f=fmt: self.export_rankings(f))
+            action.setObjectName(f"exportRankings{fmt.capitalize()}Action")
         file_menu.addAction("Open data folder",
                             lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(
                                 str(self.data_dir))))
@@ -78,6 +87,57 @@ class WindowMenus:
             QMessageBox.warning(self, "Export failed", f"Could not write {path}:\n{error}")
             return
         self.status_text.setText(f"Exported {path}")
+
+    # --- rankings in and out: the CLI's code and its one-line errors, in dialogs
+    def _ranking_task(self) -> str:
+        cfg = self.panel.config()
+        return cfg.task if cfg is not None else self.rank_tab.task
+
+    def import_rankings(self, path: str | None = None) -> int | None:
+        """Import a JSONL file into the current task's rankings; the number stored, or None."""
+        from core.rankings_io import import_rankings
+
+        task = self._ranking_task()
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, f"Import rankings for {task}", "",
+                                                  "JSON lines (*.jsonl *.json);;All files (*)")
+            if not path:
+                return None
+        store = self.rank_tab.store
+        try:
+            if store is None:
+                raise ValueError("the rankings store cannot be opened")
+            ids = import_rankings(store, path, task)
+        except (ValueError, OSError) as error:
+            box = QMessageBox(QMessageBox.Warning, "Rankings not imported", str(error),
+                              QMessageBox.Ok, self)
+            box.setObjectName("importFailedBox")
+            box.open()
+            return None
+        self.rank_tab.browser.refresh()
+        self.rank_tab.panel._show_count()
+        self.status_text.setText(f"Imported {len(ids)} rankings of {task} from {path}.")
+        return len(ids)
+
+    def export_rankings(self, fmt: str, path: str | None = None) -> int | None:
+        from core.rankings_io import export_rankings
+
+        task = self._ranking_task()
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {task} rankings ({fmt})",
+                                                  f"{task}-{fmt}.jsonl",
+                                                  "JSON lines (*.jsonl)")
+            if not path:
+                return None
+        try:
+            if self.rank_tab.store is None:
+                raise ValueError("the rankings store cannot be opened")
+            n = export_rankings(self.rank_tab.store, path, fmt, task)
+        except (ValueError, OSError) as error:
+            QMessageBox.warning(self, "Rankings not exported", str(error))
+            return None
+        self.status_text.setText(f"Wrote {n} {fmt} lines to {path}.")
+        return n
 
     def show_about(self) -> QMessageBox:
         box = make_about_box(self)

@@ -264,3 +264,18 @@ def test_a_round_comes_when_the_members_disagree_and_stops_at_the_cap(saved_mode
     assert not trainer._round_due()          # too soon after the last round
     trainer.last_round_step, trainer.rounds_done = 0, 1
     assert not trainer._round_due()          # the cap
+
+
+def test_the_example_judge_in_the_docs_works_and_is_about_twenty_lines(tmp_path):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "human_feedback.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "judge.py" in b]
+    assert len(code.strip().splitlines()) <= 22
+    path = tmp_path / "judge.py"
+    path.write_text(code)
+    calm = Group("sentiment", "the film", (" was truly superb.", " was fine.", " was fine."),
+                 "base")
+    (ranking,) = CommandFeedback(f"{sys.executable} {path}", 30).rank([calm])
+    assert ranking.ranks == (3, 1, 1)

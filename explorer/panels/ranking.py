@@ -65,6 +65,9 @@ class RankingPanel(QWidget):
         self._queue: list = []
         self._round: list | None = None      # the Rankings of a running round, or None
         self._round_left = 0
+        self._round_reason = ""              # why the running round asks (the banner says it)
+        self._round_groups: list = []
+        self._replace = False                # show the next sampled group over the shown one
         self._waiting = False
         self._random = False                 # random prompts: keep a few groups sampled ahead
         self._round_step = 0
@@ -159,8 +162,10 @@ class RankingPanel(QWidget):
         status.addWidget(self.count)
         layout.addLayout(status)
 
-        self.sample_button.clicked.connect(self.sample_now)
-        self.random_prompt.clicked.connect(lambda: self.sample_now(random=True))
+        # A press while a group is showing brings the new group forward (the shown one waits
+        # behind it): pressing and seeing nothing happen read as broken.
+        self.sample_button.clicked.connect(lambda: self.sample_now(replace=True))
+        self.random_prompt.clicked.connect(lambda: self.sample_now(random=True, replace=True))
         self.submit_button.clicked.connect(self.submit)
         self.skip_button.clicked.connect(self.skip)
         self.unrankable_button.clicked.connect(self.not_rankable)
@@ -199,10 +204,12 @@ class RankingPanel(QWidget):
         self.policy.setCurrentIndex(max(0, index))
 
     # --- sampling
-    def sample_now(self, random: bool = False, count: int = 1) -> None:
-        """Ask for groups: of the typed prompt, or (random / no prompt) of random task prompts."""
+    def sample_now(self, random: bool = False, count: int = 1, replace: bool = False) -> None:
+        """Ask for groups: of the typed prompt, or (random / no prompt) of random task prompts.
+        replace: show the first of them as soon as it comes, even over a group on screen."""
         import numpy as np
 
+        self._replace = replace and self._round is None
         text = self.prompt.currentText().strip()
         self._random = random or not text
         if self._random:
@@ -226,17 +233,40 @@ class RankingPanel(QWidget):
         if self._round is not None:       # a round owns the panel; extra samples wait
             self._queue.extend(groups)
             return
-        self._queue.extend(g for g in groups if g.task == self.task)
+        mine = [g for g in groups if g.task == self.task]
+        if self._replace and mine and self._group is not None:
+            self._replace = False
+            self._queue[:0] = mine[1:] + [self._group]
+            self._show(mine[0])
+        else:
+            self._queue.extend(mine)
         if self.status.text() == "Sampling…":
             self.status.setText("")
         if self._group is None:
             self._next()
+
+    def model_changed(self) -> None:
+        """A reward model was trained or chosen: the groups sampled ahead carry the old one's
+        scores, so they go and fresh ones (scored by the new model) are sampled."""
+        if self._round is not None:
+            return
+        had = len(self._queue)
+        self._queue.clear()
+        if had and self._random:
+            self.sample_now(random=True, count=min(had, LOW_WATER))
+
+    def offer_first_group(self) -> None:
+        """The tab's first showing: a group to rank at once, not an empty list."""
+        if self._group is None and not self._queue and not self._waiting and self.prompts \
+                and self.isEnabled():
+            self.sample_now(random=True)
 
     def start_round(self, groups, step: int, reason: str = "") -> None:
         """Iterated RLHF: rank these groups from the current policy; `roundFinished` when done.
         reason: why the round asks, said first on the banner."""
         self._round, self._round_left = [], len(groups)
         self._round_reason = reason
+        self._round_groups = list(groups)
         waiting = ([self._group] if self._group is not None else []) + self._queue
         self._queue = list(groups) + waiting   # the group on screen waits behind the round
         self._show_banner(step)
@@ -244,8 +274,12 @@ class RankingPanel(QWidget):
         self._next()
 
     def cancel_round(self) -> None:
+        """The run ended or stopped mid-round: its groups leave the panel with the banner (they
+        were the stopped policy's; nobody waits for them now)."""
         if self._round is not None:
-            self._round, self._round_left = None, 0
+            round_groups = self._round_groups
+            self._round, self._round_left, self._round_groups = None, 0, []
+            self._queue = [g for g in self._queue if not any(g is r for r in round_groups)]
             self.banner.setVisible(False)
             self._show(None)
             self._next()
@@ -322,7 +356,8 @@ class RankingPanel(QWidget):
         k = len(group.responses) if group else 0
         self._ranks = [None] * k
         self._order = list(range(k))
-        self.prompt_label.setText(f"“{group.prompt}” …" if group else
+        source = f"   ({group.policy})" if group and self._round is not None else ""
+        self.prompt_label.setText(f"“{group.prompt}” …{source}" if group else
                                   "Press Sample (or Random) to get responses to rank.")
         self._render()
         if group:
@@ -333,7 +368,7 @@ class RankingPanel(QWidget):
         if step is not None:
             self._round_step = step
         done = len(self._round or [])
-        why = getattr(self, "_round_reason", "")
+        why = self._round_reason
         self.banner.setText((f"{why[:1].upper()}{why[1:]}: rank {self._round_left} groups. "
                              if why else "") +
                             f"Feedback round at step {self._round_step}: the run is paused until "
