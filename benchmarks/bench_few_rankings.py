@@ -37,10 +37,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import judges  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import judges  # noqa: E402
 from core.batching import encode_pairs, encode_prompts  # noqa: E402
 from core.checkpoints import default_checkpoint, load_checkpoint  # noqa: E402
 from core.config import RunConfig  # noqa: E402
@@ -77,6 +77,9 @@ VARIANTS = {
           "kl_estimator": "k1"},
     "D": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "lr": 5e-5},
     "E": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "scale_rewards": "none"},
+    "all-restart": {"feedback_restart": True},
+    "F": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "kl_in": "reward",
+          "kl_estimator": "k1", "scale_rewards": "none"},
 }
 RM_KEYS = ("rm_members", "rm_negatives")   # what the named model is trained with
 

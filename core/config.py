@@ -104,28 +104,38 @@ class RunConfig:
                              "negative), k2 low variance (biased), k3 unbiased and >= 0. In a "
                              "loss, k1's gradient is zero in expectation: use k2 or k3 there.",
                              choices=("k1", "k2", "k3"), group="kl",
-                             per_algo={"grpo": "k3"})
+                             per_algo={"grpo": "k3"}, per_source={"learned": "k1"})
     kl_in: str = knob("reward", "Where the KL to the reference enters: per token in the reward "
                       "(lm-human-preferences, TRL PPO; for GRPO, in each completion's score "
                       "before grouping) or as a term in the loss (GRPO, DeepSeekMath).",
-                      choices=("reward", "loss"), group="kl", per_algo={"grpo": "loss"})
+                      choices=("reward", "loss"), group="kl", per_algo={"grpo": "loss"},
+                      per_source={"learned": "reward"})
     kl_controller: str = knob("adaptive", "How beta (the weight of the KL to the reference) "
                               "moves: the lecture's adaptive rule (halve below target/1.5, "
                               "double above target*1.5), or fixed.",
                               choices=("adaptive", "fixed"), group="kl",
-                              per_algo={"grpo": "fixed"})
+                              per_algo={"grpo": "fixed"}, per_source={"learned": "adaptive"})
+    # A learned reward from a few rankings is another matter (issue 16; benchmarks/README.md,
+    # "Rankings that steer the policy"): at GRPO's fixed 0.04 the KL reached 30-40 nats and the
+    # policy wrote broken text the model liked. So with the learned source the KL to the
+    # reference goes in the reward as k1 (unbiased; k3 in the loss has a biased gradient), and
+    # beta starts at 0.5 and adapts to a budget of 4 nats: single-seed rows there had transient
+    # collapses (true reward -0.67 for ten steps) with k3 in the loss that k1 in the reward had
+    # not, and a budget of 2 nats left no room to follow the person's taste.
     # GRPO keeps DeepSeekMath's fixed 0.04: with the adaptive rule its k3 KL overshot the target,
     # beta doubled to 0.3-0.6 within a few steps and pulled the policy back to the base model,
     # erasing what it had learned (seeds 3 and 4: 0.23 and 0.36; fixed 0.04: 0.64 at seed 3).
     beta: float = knob(0.05, "Weight of the KL to the frozen reference (starting value when "
                        "adaptive); 0 turns that KL off.",
-                       min=0.0, max=100.0, live=True, group="kl", per_algo={"grpo": 0.04})
+                       min=0.0, max=100.0, live=True, group="kl", per_algo={"grpo": 0.04},
+                       per_source={"learned": 0.5})
     # The KL budget is what bounds the reward: at 1 nat the policy may barely move from the base
     # model (true reward ~0.3 after 150 steps); 8 nats lets it write strongly positive reviews
     # that still read like the corpus (see benchmarks/README.md, reward against KL).
     kl_target: float = knob(8.0, "Adaptive rule's target for the KL to the reference: KL per "
                             "completion, in nats. This budget bounds how high the reward climbs.",
-                            min=1e-4, max=100.0, live=True, group="kl")
+                            min=1e-4, max=100.0, live=True, group="kl",
+                            per_source={"learned": 4.0})
     beta_min: float = knob(0.01, "Lower bound on the adaptive beta (the bare rule can halve it "
                            "to nothing while the KL is small, then overshoot).", min=0.0,
                            max=100.0, group="kl")
@@ -260,6 +270,10 @@ class RunConfig:
     feedback_pool: int = knob(4, "A round samples this many times feedback_groups groups and "
                               "asks about those the members disagree on most (1 = at random).",
                               min=1, max=16, sources=("learned",), group="rewards")
+    feedback_restart: bool = knob(False, "After each round, start the policy again from the "
+                                  "base model (on the reward model retrained on every ranking "
+                                  "so far) instead of carrying it on.",
+                                  sources=("learned",), group="rewards")
     feedback_base_sample: bool = knob(True, "Shuffle one base-model sample into each round's "
                                       "group, blind, so the ranks give eval/win_rate.",
                                       sources=("learned",), group="rewards")

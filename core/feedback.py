@@ -332,13 +332,12 @@ def train_from_store(data_dir, task_name: str, loss: str = "bradley_terry",
     """Train a reward model on the stored rankings of `task_name` (the chosen sources),
     standardised on base-model samples, and, with a name, save it. members and negatives default
     to the learned source's (`rm_members`, `rm_negatives`). Returns (model, metrics, meta)."""
-    from core.config import RunConfig
-    from core.reward_model import base_samples
-    from core.reward_sources import CALIBRATION_K, CALIBRATION_PROMPTS
-
     from core.checkpoints import default_checkpoint, load_checkpoint
+    from core.config import RunConfig
     from core.rankings import RankingStore
+    from core.reward_model import base_samples
     from core.reward_model_store import check_name, save_reward_model
+    from core.reward_sources import CALIBRATION_K, CALIBRATION_PROMPTS
     from core.tasks import get_task
 
     task = get_task(task_name)

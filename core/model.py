@@ -259,7 +259,8 @@ class GPT(nn.Module):
         return F.linear(hidden, self.wte.weight)
 
     # ---------------------------------------------------------------------------------------------
-    def embed(self, idx: Tensor, attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def embed(self, idx: Tensor,
+              attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """Token ids [B,T] (+ optional mask) -> (the blocks' input [B,T,C], the attention mask
         the blocks take, or None for all-real rows). The reward model runs the blocks itself."""
         if idx.dim() != 2:

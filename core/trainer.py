@@ -215,8 +215,19 @@ class Trainer:
             return
         self.rounds_done += 1
         self.last_round_step = self.step_index
+        if self.cfg.feedback_restart:
+            self._restart_policy()
         events, old = self._round_out
         self._round_out = (events + [event], {**old, **metrics})
+
+    def _restart_policy(self) -> None:
+        """`feedback_restart`: the policy, its optimiser's moments and β start again from the
+        base model, as at step 0 (Wolf, Kirk, Musolesi 2025 found this robust between rounds);
+        the step count, the reward model and every ranking go on."""
+        self.policy.load_state_dict(self.reference.state_dict())
+        self.optimizer.state.clear()
+        self.controller = self._make_controller(self.cfg)
+        log.info("step %d: the policy starts again from the base model", self.step_index)
 
     def _forward(self, model, batch: Rollout, with_value: bool, group: int = 1) -> PolicyOutput:
         """group: the rows are the step's groups in order, so each prompt runs once."""

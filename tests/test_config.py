@@ -123,3 +123,28 @@ def test_min_new_tokens_cannot_exceed_the_completion_length():
         RunConfig(min_new_tokens=6, max_new_tokens=5)
     with pytest.raises(ValueError, match="task arithmetic"):   # arithmetic's answers are 4 long
         RunConfig.for_algo("grpo", task="arithmetic", min_new_tokens=5)
+
+
+def test_a_reward_sources_defaults_win_over_an_objectives():
+    from core.config import FIELDS
+
+    learned = RunConfig.for_algo("grpo", reward_source="learned")
+    true = RunConfig.for_algo("grpo")
+    differs = [n for n, f in FIELDS.items() if f.metadata["per_source"].get("learned")
+               is not None]
+    assert differs, "the learned reward has defaults of its own (issue 16)"
+    for name in differs:
+        assert getattr(learned, name) != getattr(true, name), name
+    # and a value given wins over every default
+    assert RunConfig.for_algo("grpo", reward_source="learned", beta=0.3).beta == 0.3
+
+
+def test_a_stored_run_from_before_ensembles_goes_on_as_it_ran():
+    saved = RunConfig.for_algo("grpo", reward_source="learned").to_dict()
+    for name in ("rm_members", "rm_aggregate", "rm_negatives", "rm_shaping", "feedback_pool",
+                 "feedback_base_sample"):
+        del saved[name]
+    cfg = RunConfig.from_dict(saved, algo_defaults=False)
+    assert (cfg.rm_members, cfg.rm_negatives, cfg.rm_shaping) == (1, 0.0, "none")
+    # a config file a person writes gets today's defaults
+    assert RunConfig.from_dict({"reward_source": "learned"}).rm_members > 1

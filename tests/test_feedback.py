@@ -87,8 +87,11 @@ def test_an_iterated_round_with_the_simulated_annotator(tmp_path):
     assert steps.tolist() == [0, 2] and values.tolist() == [12, 15]
     with RankingStore(tmp_path) as rankings:
         stored = rankings.list()
-    # the round ranked the CURRENT policy's samples, 3 groups of rm_k = 4, and stored them
-    assert len(stored) == 3 and all(len(r.responses) == 4 for r in stored)
+    # the round ranked the CURRENT policy's samples, 3 groups of rm_k = 4 (and, blind, one of
+    # the base model's in each, for the win rate), and stored them
+    assert len(stored) == 3 and all(len(r.responses) == 4 + 1 for r in stored)
+    _, win = store.metric_series(run_id, "eval/win_rate")
+    assert len(win) == 1 and 0 <= win[0] <= 1
     assert {r.policy for r in stored} == {f"run {run_id} step 2"}
     assert {r.source for r in stored} == {"simulated"}
 

@@ -229,3 +229,14 @@ def test_switching_task_applies_its_defaults_unless_touched(panel, qtbot):
     type_into(qtbot, panel, "lr", "3e-4", finish=True)
     pick(panel, "task", "arithmetic")
     assert panel.config().lr == 3e-4 and panel.config().prompts_per_step == 64
+
+
+def test_choosing_the_learned_reward_applies_its_defaults_unless_touched(panel, qtbot):
+    pick(panel, "reward_source", "learned")
+    learned = RunConfig.for_algo("grpo", reward_source="learned")
+    assert panel.config() == learned and learned.beta != RunConfig.for_algo("grpo").beta
+    pick(panel, "reward_source", "true")
+    assert panel.config() == RunConfig.for_algo("grpo")
+    type_into(qtbot, panel, "beta", "0.2", finish=True)
+    pick(panel, "reward_source", "learned")
+    assert panel.config().beta == 0.2 and panel.config().kl_in == learned.kl_in

@@ -279,3 +279,22 @@ def test_the_example_judge_in_the_docs_works_and_is_about_twenty_lines(tmp_path)
                  "base")
     (ranking,) = CommandFeedback(f"{sys.executable} {path}", 30).rank([calm])
     assert ranking.ranks == (3, 1, 1)
+
+
+@needs_base
+@pytest.mark.parametrize("restart", [False, True])
+def test_feedback_restart_starts_the_policy_again_from_the_base_model(saved_model, restart):
+    cfg = RunConfig.for_algo("grpo", reward_source="learned", reward_model="mine", steps=5,
+                             feedback_restart=restart, **TINY)
+    trainer = Trainer(cfg, data_dir=saved_model)
+    trainer.step()
+    trainer.step()
+    moved = any(not torch.equal(p, r) for p, r in
+                zip(trainer.policy.parameters(), trainer.reference.parameters(), strict=True))
+    assert moved
+    trainer.round_reason = "every"
+    trainer._feedback_round()
+    same = all(torch.equal(p, r) for p, r in
+               zip(trainer.policy.parameters(), trainer.reference.parameters(), strict=True))
+    assert same == restart and trainer.rounds_done == 1
+    trainer.step()   # and it trains on from there

@@ -143,7 +143,7 @@ def test_dashboard_draws_both_runs_with_every_point(dashboard):
     assert len(reward.data_items()) == 4  # 2 runs x (mean, true mean)
     # Colour names the run, dash the metric: runs + metrics, not every pair.
     assert [label.text for _, label in reward.legend.items] == [
-        "run A", "run B", "optimised (learned or ranked)", "true (hidden)"]
+        "run A", "run B", "optimised", "true (hidden)"]
     kl = dashboard.panel("kl/mean")
     assert [label.text for _, label in kl.legend.items] == ["run A", "run B"]
     for item in reward.data_items():
@@ -272,7 +272,7 @@ def test_single_plot_exports(dashboard, tmp_path):
 
     svg_text = reward.export_svg(tmp_path / "reward.svg").read_text()
     ET.fromstring(svg_text)
-    assert "run A" in svg_text and "true_mean" in svg_text and "reward" in svg_text
+    assert "run A" in svg_text and "true (hidden)" in svg_text and "reward" in svg_text
 
     rows = _csv_rows(reward.export_csv(tmp_path / "reward.csv"))
     # 2 runs x (mean, true mean, std of the band), every point
@@ -290,7 +290,7 @@ def test_dashboard_exports(dashboard, two_runs, tmp_path):
 
     svg_text = dashboard.export_svg(tmp_path / "dash.svg").read_text()
     ET.fromstring(svg_text)
-    for text in ("Reward", "Clip fraction", "run B", "true_mean", "custom/thing"):
+    for text in ("Reward", "Clip fraction", "run B", "true (hidden)", "custom/thing"):
         assert text in svg_text
 
     rows = _csv_rows(dashboard.export_csv(tmp_path / "dash.csv"))
@@ -404,7 +404,7 @@ def test_empty_state_until_the_first_step_and_after_a_clear(qtbot):
     board.refresh()
     reward = board.panel("reward")
     assert reward.empty_text() is None and reward.legend.isVisible()
-    assert reward.legend.texts() == ["optimised (learned or ranked)", "true (hidden)"]
+    assert reward.legend.texts() == ["optimised", "true (hidden)"]
     assert reward.plot_item.getAxis("left").isVisible()
     assert board.panel("kl").empty_text() is None
     assert_empty(board.panel("length"), NOT_REPORTED_TEXT)  # this run has steps, not lengths
@@ -456,7 +456,7 @@ def test_legend_sits_outside_the_data_and_fits_the_width(qtbot):
     legend = plot.legend
     settle()
     assert legend.isVisible()
-    assert legend.texts() == ["grpo (live)", "reinforce 3f2a1c", "optimised (learned or ranked)",
+    assert legend.texts() == ["grpo (live)", "reinforce 3f2a1c", "optimised",
                               "true (hidden)"]
     view = plot.plot_item.getViewBox()
     legend_rect = legend.mapRectToScene(legend.boundingRect())

@@ -18,13 +18,15 @@ pytestmark = pytest.mark.skipif(not default_checkpoint("sentiment").exists(),
 
 def test_sample_rank_train_and_use(window, qtbot, tmp_path):
     tab = window.rank_tab
-    window.show_tab(tab)
-    assert not window.docks["samplesDock"].isVisible()   # ranking gets the width
     panel = tab.panel
     panel.k.setValue(3)
-    for _ in range(6):
-        with qtbot.waitSignal(tab.worker.groupsReady, timeout=30_000):
-            panel.sample_now(random=True)
+    window.show_tab(tab)
+    assert not window.docks["samplesDock"].isVisible()   # ranking gets the width
+    qtbot.waitUntil(lambda: panel._group is not None, timeout=30_000)   # offered at once
+    for i in range(6):
+        if i:
+            with qtbot.waitSignal(tab.worker.groupsReady, timeout=30_000):
+                panel.sample_now(random=True)
         assert panel._group is not None and len(panel._group.responses) == 3
         for key in (Qt.Key_1, Qt.Key_2, Qt.Key_3, Qt.Key_Return):
             qtbot.keyClick(panel.list, key)

@@ -158,3 +158,31 @@ def test_a_damaged_store_is_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "rankings.db").unlink()
     (tmp_path / "rankings.db").mkdir()
     assert main(["rankings", "list", "--data-dir", str(tmp_path)]) == 2
+
+
+def test_a_version_1_store_is_migrated_whole_and_takes_judge_rankings(tmp_path):
+    """Stores made before judge programs (schema 1: source CHECK without 'judge') open, keep
+    every ranking and accept source "judge"."""
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "rankings.db")
+    conn.executescript("""
+        CREATE TABLE schema_version (version INTEGER);
+        INSERT INTO schema_version VALUES (1);
+        CREATE TABLE rankings (id INTEGER PRIMARY KEY, task TEXT NOT NULL, prompt TEXT NOT NULL,
+            responses_json TEXT NOT NULL, ranks_json TEXT,
+            source TEXT NOT NULL CHECK (source IN ('person', 'simulated', 'imported')),
+            policy TEXT NOT NULL, created_at TEXT NOT NULL, updated_at REAL NOT NULL,
+            margin REAL, true_json TEXT);
+        CREATE INDEX rankings_by_task ON rankings (task, source);
+        INSERT INTO rankings VALUES (7, 'sentiment', 'p', '["a", "b"]', '[2, 1]', 'person',
+            'base', '2026-12-01T00:00:00Z', 0, NULL, NULL);
+    """)
+    conn.close()
+    with RankingStore(tmp_path, read_only=True) as store:   # read-only: read as it is
+        assert [(r.id, r.ranks) for r in store.list()] == [(7, (2, 1))]
+    with RankingStore(tmp_path) as store:
+        assert [(r.id, r.ranks, r.source) for r in store.list()] == [(7, (2, 1), "person")]
+        store.add("sentiment", "q", ["x", "y"], [1, 2], "judge", "run 1 step 25")
+        assert [r.source for r in store.list()] == ["person", "judge"]
+        assert store._version() == 2

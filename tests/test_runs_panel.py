@@ -39,6 +39,10 @@ def test_format_changes():
     payload = {"changes": {"lr": 5e-5, "clip_eps": 0.1}, "old": {"lr": 2e-5, "clip_eps": 0.2}}
     assert format_changes(payload) == "lr 2e-05→5e-05, clip_eps 0.2→0.1"
     assert format_changes({"changes": {"epochs": 4}}) == "epochs = 4"
+    # a round: short, so markers 25 steps apart fit a small panel, and its blind win rate
+    round_ = {"kind": "feedback_round", "new_rankings": 8, "rankings": 38}
+    assert format_changes(round_) == "feedback +8 (38)"
+    assert format_changes({**round_, "eval/win_rate": 0.625}) == "feedback +8 (38) · win 62%"
 
 
 def test_load_run_series_has_every_step_and_the_edit_marker(store):

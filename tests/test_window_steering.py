@@ -124,3 +124,16 @@ def test_the_rank_tab_offers_a_group_when_first_shown(window, qtbot):
     window.show_tab(window.rank_tab)
     qtbot.waitUntil(lambda: panel._group is not None, timeout=60_000)
     assert len(panel._group.responses) == panel.k.value()
+
+
+def test_after_a_round_the_reward_model_box_says_what_the_ranks_measured(qtbot):
+    from explorer.panels.reward_model_box import RewardModelBox
+
+    box = RewardModelBox()
+    qtbot.addWidget(box)
+    box.show_round({"step": 50, "new_rankings": 8, "rankings": 38, "eval/win_rate": 0.625,
+                    "rm/fresh_accuracy": 0.58, "rm/accuracy": float("nan")})
+    text = box.result.text()
+    assert "step 50" in text and "+8 rankings (38 in all)" in text
+    assert "win rate over the base model 62%" in text.lower() and "58%" in text
+    assert "held-out" not in text      # NaN says nothing, so it is left out

@@ -11,7 +11,6 @@ import math
 import time
 
 import pyqtgraph as pg
-from core.rankings import SOURCES
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +26,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from core.rankings import SOURCES
 from explorer.feedback_worker import TrainRequest
 from explorer.plots import style
 
@@ -181,8 +181,10 @@ class RewardModelBox(QGroupBox):
         acc, true = m.get("rm/accuracy", math.nan), m.get("rm/true_accuracy", math.nan)
         saved = f"Saved as “{meta['name']}”. " if meta.get("name") else ""
         stopped = "Stopped early. " if meta.get("cancelled") else ""
+        members = meta.get("members", 1)
+        ensemble = f"an ensemble of {members} · " if members > 1 else ""
         self.result.setText(
-            f"{stopped}{saved}{meta.get('rankings', 0)} rankings · held-out accuracy "
+            f"{stopped}{saved}{ensemble}{meta.get('rankings', 0)} rankings · held-out accuracy "
             f"{acc:.2f} against the rankings · {true:.2f} agreement with the true reward "
             "(0.5 = chance; held out by prompt).")
 

@@ -34,6 +34,9 @@ from explorer.plots.ranges import Bounds
 from explorer.plots.series import RunSeries
 
 GRPO_NOTE = "GRPO: ≈ 0 by design"
+# With one update per batch (GRPO's and REINFORCE's defaults) the policy that sampled is the one
+# updated: these panels then sit at 0, and a newcomer read them as broken (issue 16).
+ONE_UPDATE_NOTE = "0 with one update per batch (GRPO's default)"
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,12 @@ MAIN_PANELS = (
                       "target) is what bounds how high the reward can climb."),
     PanelSpec("update", "Policy step", ("policy/approx_kl", "trust/kl"),
               "KL per token", "nats", y_bounds=(0, None),  # both k3 estimates: never negative
+              subtitle=ONE_UPDATE_NOTE,
               tooltip="How far one update moved the policy from the one that sampled the batch. "
                       "approx_kl: during the update (k3); trust/kl: measured after it, the d "
                       "that the trust-region objective's adaptive β reads."),
     PanelSpec("clip_frac", "Clip fraction", ("policy/clip_frac",), "share of tokens",
-              y_bounds=(0, 1),
+              y_bounds=(0, 1), subtitle=ONE_UPDATE_NOTE,
               tooltip="Share of tokens where PPO's clip decided the objective. It is 0 by "
                       "construction with one update per batch (ratio = 1)."),
     PanelSpec("beta", "KL weights β", ("kl/beta", "trust/beta"), "β", y_bounds=(0, None),

@@ -222,7 +222,8 @@ class FlowLegend(pg.GraphicsWidget):
 
 # Legend names that say what a line is, where the metric's own name would not: in the Reward
 # panel, "mean" / "true_mean" left a person guessing which was the learned reward (issue 16).
-SPOKEN = {"reward/mean": "optimised (learned or ranked)", "reward/true_mean": "true (hidden)"}
+# "optimised" is the learned reward with a reward model, the ranks' reward with direct ranking.
+SPOKEN = {"reward/mean": "optimised", "reward/true_mean": "true (hidden)"}
 
 
 def short_name(metric: str, metrics: Sequence[str]) -> str:

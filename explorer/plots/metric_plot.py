@@ -259,7 +259,7 @@ class MetricPlot(QWidget):
     def _draw_events(self, label, runs: RunSeries, color) -> None:
         lines = self._events.setdefault(label, [])
         theme = style.theme_of(self)
-        for step, time_s, text in runs.events[len(lines) :]:
+        for i, (step, time_s, text) in enumerate(runs.events[len(lines):], start=len(lines)):
             # A divergence marks the step that never finished, one past the data: it stays in
             # view, and its label reads leftwards from it.
             last = text.startswith("✕")   # run_loading.DIVERGED_MARK (plots import no panels)
@@ -268,7 +268,9 @@ class MetricPlot(QWidget):
                 pen=pg.mkPen(style.with_alpha(color, 150), width=1, style=Qt.PenStyle.DashLine),
                 label=text,
                 labelOpts={
-                    "position": 0.96,
+                    # markers close together (rounds every 25 steps on a narrow panel) take
+                    # turns at three heights, so their labels do not print over each other
+                    "position": 0.96 - 0.14 * (i % 3),
                     "color": theme.text,
                     "fill": style.with_alpha(theme.base, 200),
                     "anchors": [(1, 0), (1, 0)] if last else [(0, 0), (0, 0)],
