@@ -20,8 +20,8 @@ way (`bo8 win`), a baseline that stays near the base model (KL <= log 8 - 7/8 = 
 true reward is the task's (what the simulated annotator ranks by), steps 0-9 and 130-149.
 
 Variants switch the issue-16 pieces on and off (--variants; `all` is today's default):
-before (one model, no negatives, no shaping: the code before issue 16), ensemble, negatives,
-par, all, and a few knobs around `all`.
+`before` (one model, no negatives, no shaping, GRPO's fixed β 0.04 with k3 in the loss: the code
+before issue 16), `all`, `all` less one piece at a time, and the knobs tried on the way.
 """
 
 from __future__ import annotations
@@ -52,36 +52,34 @@ from core.session import train_and_record  # noqa: E402
 from core.tasks import get_task  # noqa: E402
 from core.tokenizer import TOKENIZER  # noqa: E402
 
-BEFORE = dict(rm_members=1, rm_negatives=0.0, rm_shaping="none", rm_aggregate="mean")
+# The reward model before issue 16: one model, no negatives, no shaping...
+BEFORE_RM = dict(rm_members=1, rm_negatives=0.0, rm_shaping="none", rm_aggregate="mean")
+# ...and GRPO's own KL to the reference: DeepSeekMath's fixed 0.04, k3 in the loss.
+GRPO_KL = dict(kl_controller="fixed", beta=0.04, kl_in="loss", kl_estimator="k3")
+BUDGET = dict(kl_controller="adaptive", kl_target=4.0, beta=0.5)   # in the loss, k3
 VARIANTS = {
-    "before": BEFORE,
-    "ensemble": {**BEFORE, "rm_members": 5, "rm_aggregate": "mean_minus_std"},
-    "negatives": {**BEFORE, "rm_negatives": 1.0},
-    "par": {**BEFORE, "rm_shaping": "par"},
+    # the comparison: before, today's defaults, and today's less one piece at a time
+    "before": {**BEFORE_RM, **GRPO_KL},
     "all": {},
+    "all-no-ensemble": {"rm_members": 1, "rm_aggregate": "mean"},
+    "all-no-negatives": {"rm_negatives": 0.0},
+    "all-no-par": {"rm_shaping": "none"},
+    "all-no-kl-budget": GRPO_KL,
+    "all-restart": {"feedback_restart": True},   # with --rounds: restart the policy each round
     "all-min": {"rm_aggregate": "min"},
     "all-noscale": {"scale_rewards": "none"},
-    "all-beta0.1": {"beta": 0.1},
-    "all-noshaping": {"rm_shaping": "none"},
-    "before-beta0.2": {**BEFORE, "beta": 0.2},
-    "all-kl2": {"kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1},
-    "all-kl4": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.1},
-    "all-kl2-noscale": {"kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1,
-                        "scale_rewards": "none"},
-    "all-kl2-noshaping": {"kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1,
-                          "rm_shaping": "none"},
-    "before-kl2": {**BEFORE, "kl_controller": "adaptive", "kl_target": 2.0, "beta": 0.1},
-    "A": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5},
-    "B": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "scale_rewards": "batch"},
-    "C": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "kl_in": "reward",
-          "kl_estimator": "k1"},
-    "D": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "lr": 5e-5},
-    "E": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "scale_rewards": "none"},
-    "all-restart": {"feedback_restart": True},
-    "F": {"kl_controller": "adaptive", "kl_target": 4.0, "beta": 0.5, "kl_in": "reward",
-          "kl_estimator": "k1", "scale_rewards": "none"},
+    # the search for the KL's place and size (single seeds; benchmarks/README.md)
+    "before-beta0.2": {**BEFORE_RM, **GRPO_KL, "beta": 0.2},
+    "loss-kl2": {**BUDGET, "kl_in": "loss", "kl_estimator": "k3", "kl_target": 2.0,
+                 "beta": 0.1},
+    "loss-kl4-beta0.1": {**BUDGET, "kl_in": "loss", "kl_estimator": "k3", "beta": 0.1},
+    "loss-kl4": {**BUDGET, "kl_in": "loss", "kl_estimator": "k3"},
+    "loss-kl4-batch": {**BUDGET, "kl_in": "loss", "kl_estimator": "k3",
+                       "scale_rewards": "batch"},
+    "loss-kl4-lr5e-5": {**BUDGET, "kl_in": "loss", "kl_estimator": "k3", "lr": 5e-5},
+    "loss-kl4-noscale": {**BUDGET, "kl_in": "loss", "kl_estimator": "k3",
+                         "scale_rewards": "none"},
 }
-RM_KEYS = ("rm_members", "rm_negatives")   # what the named model is trained with
 
 
 def _texts(model, prompts, n, gen, max_new):

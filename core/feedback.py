@@ -134,7 +134,9 @@ class CommandFeedback:
         shown = " ".join(os.path.basename(w) if "/" in w else w for w in words)
         return shown if len(shown) <= 60 else shown[:57] + "..."
 
-    def _run(self, text: str) -> str:
+    def _run(self, text: str) -> tuple[str, str | None]:
+        """(what the judge wrote, what went wrong or None). A judge that hangs is killed, its
+        shell and whatever that started with it, and what it wrote before is kept."""
         import os
         import signal
         import subprocess
@@ -148,16 +150,14 @@ class CommandFeedback:
         try:
             out, err = proc.communicate(text, timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            # the shell and whatever it started: a judge must not outlive its round
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise self._fail(f"gave no answer within {self.timeout:g} s "
-                             "(feedback_timeout)") from None
+            out, _ = proc.communicate()   # what it had written: its complete lines count
+            return out or "", f"gave no answer within {self.timeout:g} s (feedback_timeout)"
         if proc.returncode != 0:
             last = (err or "").strip().splitlines()
-            raise self._fail(f"exited with status {proc.returncode}"
-                             + (f": {last[-1][:160]}" if last else ""))
-        return out
+            return out or "", (f"exited with status {proc.returncode}"
+                               + (f": {last[-1][:160]}" if last else ""))
+        return out, None
 
     def rank(self, groups: list[Group]) -> list[Ranking]:
         import json
@@ -168,9 +168,12 @@ class CommandFeedback:
             return []
         text = "".join(json.dumps({"group": i, "prompt": g.prompt, "responses": list(g.responses)})
                        + "\n" for i, g in enumerate(groups))
-        out = self._run(text)
+        out, problem = self._run(text)
+        lines = out.splitlines()
+        if problem and lines and not out.endswith("\n"):
+            lines.pop()   # a line cut off by the failure is no ranking
         got: dict[int, Ranking | None] = {}
-        for n, line in enumerate(out.splitlines(), 1):
+        for n, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
@@ -190,6 +193,8 @@ class CommandFeedback:
                 self.store.add(g.task, g.prompt, g.responses, ranks, "judge", g.policy,
                                true=g.true)
             got[i] = None if ranks is None else Ranking(g.prompt, g.responses, ranks, g.true)
+        if problem:
+            raise self._fail(problem)
         missing = [i for i in range(len(groups)) if i not in got]
         if missing:
             raise self._fail(f"ranked {len(got)} of {len(groups)} groups (no line for group "

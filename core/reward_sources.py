@@ -71,9 +71,15 @@ class LearnedReward:
 
     def __init__(self, task, reward_model, metrics: dict[str, float], rankings, base=None,
                  cfg=None, generator=None, calibration=None):
+        """cfg: the run's config, or a callable that returns the live one (a live edit of the
+        temperature reaches the base samples PaR draws)."""
         self.task, self.model, self.base = task, reward_model, base
         self.metrics, self.rankings = metrics, tuple(rankings)
-        self.cfg, self.generator, self.calibration = cfg, generator, calibration
+        self._cfg, self.generator, self.calibration = cfg, generator, calibration
+
+    @property
+    def cfg(self):
+        return self._cfg() if callable(self._cfg) else self._cfg
 
     def update(self, new_rankings, cfg, max_new_tokens: int, progress=None, stop=None):
         """An iterated round: continue training on every ranking so far (new ones included) for
@@ -134,12 +140,13 @@ class LearnedReward:
 
 
 def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, progress=None,
-                       data_dir=None, restored=None, generator=None):
+                       data_dir=None, restored=None, generator=None, live=None):
     """The source the config names. A learned reward loads the saved model `cfg.reward_model`
     from `data_dir` (with the stored rankings it was trained on, for later rounds), or trains
     one here (it reports progress) on simulated rankings of the base model's completions.
     restored: (model, rankings, metrics) from a resumed run's state, used as they are.
-    generator: the run's torch generator, which PaR's base samples draw from."""
+    generator: the run's torch generator, which PaR's base samples draw from; live: a callable
+    that returns the run's config as edits leave it."""
     annotator = SimulatedAnnotator(cfg.annotator_temperature, rng)
     if cfg.reward_source == "true":
         return TrueReward(task)
@@ -155,7 +162,7 @@ def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, 
     max_new = cfg.max_new_tokens or task.max_new_tokens
     calibration = base_samples(base_model, task, CALIBRATION_PROMPTS, CALIBRATION_K, max_new,
                                cfg.seed + 7, cfg.temperature, cfg.min_new_tokens)
-    extra = dict(base=base_model, cfg=cfg, generator=generator, calibration=calibration)
+    extra = dict(base=base_model, cfg=live or cfg, generator=generator, calibration=calibration)
     if restored is not None:
         model, rankings, metrics = restored
         return LearnedReward(task, model, metrics, rankings, **extra)

@@ -96,7 +96,7 @@ class Trainer:
         self.reward_source = make_reward_source(
             cfg, self.task, self.reference, self.device, self.rng, self._setup_progress,
             data_dir, restored=restore.reward_model(self) if restore else None,
-            generator=self.generator)
+            generator=self.generator, live=lambda: self.control.cfg)
         self.max_new_tokens = cfg.max_new_tokens or self.task.max_new_tokens
         self._t0 = time.perf_counter()
         if restore is not None:

@@ -113,7 +113,18 @@ def test_a_good_judge_ranks_every_group_and_its_rankings_are_stored(tmp_path):
 @pytest.mark.parametrize("body, says", [
     ("import sys; sys.exit('the model file is missing')",
      "exited with status 1: the model file is missing"),
-    ("import time; time.sleep(30)", "gave no answer within 1 s"),
+    ("""
+     import json, sys, time
+     sys.stdin.read()
+     print(json.dumps({"group": 1, "ranks": [2, 1, 3]}), flush=True)
+     time.sleep(30)
+     """, "gave no answer within 1 s"),
+    ("""
+     import json, sys
+     sys.stdin.read()
+     print(json.dumps({"group": 0, "ranks": [3, 1, 2]}), flush=True)
+     sys.exit('out of memory')
+     """, "exited with status 1: out of memory"),
     ("""
      import json, sys
      lines = sys.stdin.read().splitlines()
@@ -143,6 +154,10 @@ def test_a_failing_judge_is_one_line_that_names_it_and_keeps_what_it_gave(tmp_pa
         assert [r.ranks for r in kept] == [(1, 2, 3)]
     if "1 of 2" in says:
         assert [r.ranks for r in kept] == [(3, 2, 1)]
+    if "no answer" in says:   # what a judge wrote before it hung is kept
+        assert [r.ranks for r in kept] == [(2, 1, 3)]
+    if "out of memory" in says:   # and before it crashed
+        assert [r.ranks for r in kept] == [(3, 1, 2)]
 
 
 def test_feedback_by_command_without_a_command_is_refused_with_the_fix():
