@@ -40,8 +40,14 @@ class WindowFeedback:
         if cfg is None or self.controller.busy:
             self.status_text.setText("Stop the run (and fix the settings) to change its reward.")
             return
-        self.panel.set_config(cfg.with_changes(reward_source="learned", reward_model=name))
-        self.status_text.setText(f"The next run's reward is the reward model “{name}”.")
+        # The learned reward's own defaults (its KL budget) for every knob the person has not
+        # set: with_changes alone kept GRPO's fixed β 0.04, and the run hacked the model.
+        mine = {k: getattr(cfg, k) for k in self.panel.touched() if k != "algo"}
+        self.panel.set_config(RunConfig.for_algo(
+            cfg.algo, **{**mine, "task": cfg.task, "reward_source": "learned",
+                         "reward_model": name}))
+        self.status_text.setText(f"The next run's reward is the reward model “{name}”, with "
+                                 "the learned reward's defaults for what you have not set.")
 
     def show_tab(self, widget) -> None:
         """Bring the tab holding `widget` (the dashboard, the Rank tab, the Math panel) forward."""

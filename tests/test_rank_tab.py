@@ -46,6 +46,10 @@ def test_sample_rank_train_and_use(window, qtbot, tmp_path):
     qtbot.mouseClick(box.use_button, Qt.LeftButton)
     cfg = window.panel.config()
     assert (cfg.reward_source, cfg.reward_model) == ("learned", "mine")
+    # with the learned reward's own defaults (its KL budget), not the true reward's
+    learned = RunConfig.for_algo(cfg.algo, reward_source="learned", reward_model="mine")
+    assert (cfg.beta, cfg.kl_in, cfg.kl_controller) == (learned.beta, learned.kl_in,
+                                                        learned.kl_controller)
 
 
 def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):

@@ -133,3 +133,58 @@ def test_mangles_by_kind():
     assert mangle("", rng) is None
     pairs = negative_pairs([("p", " was good."), ("p", "")], 2, rng)
     assert len(pairs) == 2 and all(b != w for _, b, w in pairs)
+
+
+@needs_base
+def test_negatives_reach_the_loss_only_when_asked(base, monkeypatch):
+    """Wiring: with rm_negatives > 0 every update of every member also sees (response, mangled
+    copy) pairs through a Bradley-Terry term, the response as the preferred one."""
+    import core.preference as preference
+    from core.reward_model import Ranking, train_reward_model
+
+    calls = []
+    real = preference.bradley_terry_loss
+
+    def spy(chosen, rejected):
+        calls.append((chosen.shape, rejected.shape))
+        return real(chosen, rejected)
+
+    monkeypatch.setattr(preference, "bradley_terry_loss", spy)
+    data = [Ranking(f"the film {i}", (" was good.", " was dull and slow."), (1, 2))
+            for i in range(6)]
+    # Plackett-Luce for the rankings themselves: every Bradley-Terry call is a negatives' one
+    train_reward_model(base, data, "plackett_luce", 3, 1e-3, 24, members=2, negatives=0.0)
+    assert calls == []
+    train_reward_model(base, data, "plackett_luce", 3, 1e-3, 24, members=2, negatives=0.5)
+    assert len(calls) == 3 * 2 and all(c == r == (16,) for c, r in calls)
+
+
+@needs_base
+def test_preference_as_reward_is_the_sigmoid_against_the_base_sample_of_each_prompt(base):
+    from core.config import RunConfig
+    from core.reward_sources import LearnedReward
+    from core.tasks import get_task
+
+    task = get_task("sentiment")
+    model = RewardModel(base, members=2, seed=1)
+    for m in model.members:
+        torch.nn.init.normal_(m.head.weight)
+    cfg = RunConfig.for_algo("grpo", reward_source="learned", max_new_tokens=16)
+    gen = torch.Generator().manual_seed(3)
+    source = LearnedReward(task, model, {}, [], base=base, cfg=cfg, generator=gen)
+    prompts = ["the film"] * 2 + ["i thought the plot"] * 2
+    texts = [" was good.", " was dull.", " was fine.", " was long."]
+    ids, mask, _ = encode_pairs(prompts, texts, 16)
+    state = gen.get_state()
+    scored = source.score(prompts, texts, ids, mask, 2)
+    gen.set_state(state)
+    with torch.no_grad():
+        ref = source._reference(prompts, 2)         # the same base samples, drawn again
+        z = model.standardized(ids, mask)
+    expected = torch.sigmoid(aggregate(z, cfg.rm_aggregate, cfg.rm_lambda)
+                             - ref.repeat_interleave(2))
+    assert np.allclose(scored.scores, expected.numpy(), atol=1e-5)
+    assert ((scored.scores > 0) & (scored.scores < 1)).all()
+    assert scored.metrics["reward/rm_mean"] == pytest.approx(
+        float(aggregate(z, cfg.rm_aggregate, cfg.rm_lambda).mean()), abs=1e-5)
+    assert "rm/disagreement" in scored.metrics

@@ -104,9 +104,11 @@ def test_a_stopped_round_leaves_no_group_of_it_behind(panel):
     panel.add_groups([group(9)])
     panel.start_round([group(0), group(1)], step=25, reason="the reward model is unsure")
     assert panel.banner.text().startswith("The reward model is unsure")
-    assert panel._group.prompt == "prompt 0" and "base" in panel.prompt_label.text()
+    assert panel._group.prompt == "prompt 0"
+    assert "the policy at step 25" in panel.prompt_label.text()
+    assert not panel.sample_button.isEnabled() and not panel.policy.isEnabled()  # the round's
     panel.cancel_round()
-    assert not panel.banner.isVisible()
+    assert not panel.banner.isVisible() and panel.sample_button.isEnabled()
     assert panel._group.prompt == "prompt 9" and panel._queue == []
 
 

@@ -281,6 +281,7 @@ class RankingPanel(QWidget):
             self._round, self._round_left, self._round_groups = None, 0, []
             self._queue = [g for g in self._queue if not any(g is r for r in round_groups)]
             self.banner.setVisible(False)
+            self._round_owns_panel(False)
             self._show(None)
             self._next()
 
@@ -336,6 +337,7 @@ class RankingPanel(QWidget):
             if self._round_left <= 0:
                 finished, self._round = tuple(self._round), None
                 self.banner.setVisible(False)
+                self._round_owns_panel(False)
                 self._show(None)
                 self.roundFinished.emit(finished)
                 self._next()
@@ -356,7 +358,8 @@ class RankingPanel(QWidget):
         k = len(group.responses) if group else 0
         self._ranks = [None] * k
         self._order = list(range(k))
-        source = f"   ({group.policy})" if group and self._round is not None else ""
+        source = (f"   (the policy at step {self._round_step})"
+                  if group and self._round is not None else "")
         self.prompt_label.setText(f"“{group.prompt}” …{source}" if group else
                                   "Press Sample (or Random) to get responses to rank.")
         self._render()
@@ -368,14 +371,21 @@ class RankingPanel(QWidget):
         if step is not None:
             self._round_step = step
         done = len(self._round or [])
-        why = self._round_reason
-        self.banner.setText((f"{why[:1].upper()}{why[1:]}: rank {self._round_left} groups. "
-                             if why else "") +
-                            f"Feedback round at step {self._round_step}: the run is paused until "
-                            f"you rank these groups from the current policy — {self._round_left} "
-                            f"left ({done} ranked). One response in each may be the base "
-                            "model's, unmarked, so your ranks also measure the win rate.")
+        why = self._round_reason or "a feedback round"
+        total = done + self._round_left
+        self.banner.setText(
+            f"{why[:1].upper()}{why[1:]}: rank {total} groups from the policy at step "
+            f"{self._round_step} — {self._round_left} left. The run waits for you. One response "
+            "in each group may be the base model's, unmarked: your ranks also measure the "
+            "policy's win rate over it.")
         self.banner.setVisible(True)
+        self._round_owns_panel(True)
+
+    def _round_owns_panel(self, owns: bool) -> None:
+        """During a round the groups are the round's: sampling your own waits until it ends."""
+        for widget in (self.random_prompt, self.k, self.policy, self.sample_button,
+                       self.prompt):
+            widget.setEnabled(not owns)
 
     def _render(self) -> None:
         lam = self.lam.value() / 10

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -78,9 +79,11 @@ class RewardModelBox(QGroupBox):
                                                                style=pg.QtCore.Qt.DashLine),
                                          name="agreement with true reward")
 
-        sources = QHBoxLayout()
-        for box in self.sources.values():
-            sources.addWidget(box)
+        # two to a row: four in one row pushed the box past a 1366-px window
+        sources = QGridLayout()
+        sources.setContentsMargins(0, 0, 0, 0)
+        for i, box in enumerate(self.sources.values()):
+            sources.addWidget(box, i // 2, i % 2)
         form = QFormLayout()
         form.addRow("Rankings from", sources)
         form.addRow("Loss", self.loss)
@@ -182,7 +185,7 @@ class RewardModelBox(QGroupBox):
         saved = f"Saved as “{meta['name']}”. " if meta.get("name") else ""
         stopped = "Stopped early. " if meta.get("cancelled") else ""
         members = meta.get("members", 1)
-        ensemble = f"an ensemble of {members} · " if members > 1 else ""
+        ensemble = f"An ensemble of {members} · " if members > 1 else ""
         self.result.setText(
             f"{stopped}{saved}{ensemble}{meta.get('rankings', 0)} rankings · held-out accuracy "
             f"{acc:.2f} against the rankings · {true:.2f} agreement with the true reward "
