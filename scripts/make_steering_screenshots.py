@@ -27,15 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def wait(app, seconds: float, until=None) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if until and until():
-            return True
-        app.processEvents()
-        time.sleep(0.01)
+    """make_feedback_screenshots.wait, saying whether `until` came true."""
+    from make_feedback_screenshots import wait as wait_for
+
+    wait_for(app, seconds, until)
     return bool(until and until())
 
 

@@ -111,3 +111,39 @@ def test_sampling_status_clears_when_groups_arrive(qtbot, panel):
     panel.add_groups([group(0)])
     panel.add_groups([group(1)])   # a prefetch arriving while a group is on screen
     assert panel.status.text() == ""
+
+
+# --- a new user's run-through (issue 16)
+
+
+def test_sample_while_a_group_shows_brings_the_new_one_forward(panel):
+    panel.add_groups([group(0, 2)])
+    panel.sample_now(random=True, replace=True)
+    panel.add_groups([group(1, 2)])
+    assert panel._group.prompt == "prompt 1"
+    assert [g.prompt for g in panel._queue] == ["prompt 0"]      # nothing is lost
+    # a prefetch (no replace) still waits behind the shown group
+    panel.sample_now(random=True, count=2)
+    panel.add_groups([group(2, 2)])
+    assert panel._group.prompt == "prompt 1"
+
+
+def test_a_stopped_round_leaves_no_group_of_it_behind(panel):
+    panel.add_groups([group(9, 2)])
+    panel.start_round([group(0, 2), group(1, 2)], step=25, reason="the reward model is unsure")
+    assert panel.banner.text().startswith("The reward model is unsure")
+    assert panel._group.prompt == "prompt 0"
+    assert "the policy at step 25" in panel.prompt_label.text()
+    assert not panel.sample_button.isEnabled() and not panel.policy.isEnabled()  # the round's
+    panel.cancel_round()
+    assert not panel.banner.isVisible() and panel.sample_button.isEnabled()
+    assert panel._group.prompt == "prompt 9" and panel._queue == []
+
+
+def test_groups_sampled_ahead_go_when_the_reward_model_changes(panel):
+    panel.sample_now(random=True)
+    panel.add_groups([group(0, 2), group(1, 2), group(2, 2)])
+    assert len(panel._queue) == 2
+    panel.model_changed()
+    assert panel._queue == [] and panel.status.text() == "Sampling…"   # fresh ones asked for
+    assert panel._group.prompt == "prompt 0"                          # the shown one stays
