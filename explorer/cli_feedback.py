@@ -59,6 +59,10 @@ def register(subparsers, data_dir: dict) -> None:
     q.add_argument("--sources", default=",".join(SOURCES),
                    help="comma-separated ranking sources to train on (default: all)")
     q.add_argument("--steps", type=int, default=150, help="updates of 16 rankings")
+    q.add_argument("--members", type=int, default=FIELDS["rm_members"].default,
+                   help=FIELDS["rm_members"].metadata["help"])
+    q.add_argument("--negatives", type=float, default=FIELDS["rm_negatives"].default,
+                   help=FIELDS["rm_negatives"].metadata["help"])
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--data-dir", **data_dir)
@@ -123,11 +127,18 @@ def cmd_rm_train(args) -> int:
                          f"got {args.sources!r}")
     if not 1 <= args.steps <= 10_000:
         raise UsageError(f"--steps must be in [1, 10000], got {args.steps}")
+    from core.config import check_value
+
+    try:   # the knobs' own bounds, and their one-line refusals
+        check_value("rm_members", args.members)
+        check_value("rm_negatives", args.negatives)
+    except ValueError as exc:
+        raise UsageError(f"--{str(exc).removeprefix('rm_')}") from None
     bar = None if args.json else ProgressLine(args.steps)
     _, metrics, meta = train_from_store(
         _data_dir(args), args.task, args.loss, sources, args.name, args.steps, seed=args.seed,
-        progress=bar.phase if bar else None)
-    out = {"task": args.task, "loss": args.loss, "name": args.name,
+        progress=bar.phase if bar else None, members=args.members, negatives=args.negatives)
+    out = {"task": args.task, "loss": args.loss, "name": args.name, "members": meta["members"],
            "rankings": meta["rankings"], "heldout_accuracy": _num(metrics["rm/accuracy"]),
            "true_accuracy": _num(metrics["rm/true_accuracy"]),
            "heldout_loss": _num(metrics["rm/loss"])}
@@ -136,7 +147,8 @@ def cmd_rm_train(args) -> int:
         return 0
     true = (f"{out['true_accuracy']:.3f} against the true reward" if out["true_accuracy"]
             is not None else "no true-reward comparison (the held-out pairs tie on it)")
-    print(f"reward model on {meta['rankings']} rankings of {args.task} ({args.loss}): held-out "
+    kind = f"an ensemble of {meta['members']}" if meta["members"] > 1 else "reward model"
+    print(f"{kind} on {meta['rankings']} rankings of {args.task} ({args.loss}): held-out "
           f"accuracy {_fmt(out['heldout_accuracy'])} against the rankings, {true}")
     if args.name:
         print(f"saved as {args.name!r}; use it with `rlhf-explorer train --task {args.task} --set "

@@ -96,6 +96,12 @@ CASES = [
     (["runs", "--data-dir", "{t}/a_file/sub"], ["cannot exist", "is a file"]),
     (["train", "--set", "LR=1e-4"], ["did you mean lr"]),
     (["runs", "--data-dir", "{t}/dbfolder"], ["is a folder, not a database file"]),
+    # issue 16: ensembles and judges
+    (["rm", "train", "--task", "sentiment", "--members", "0"], ["--members must be in [1, 16]"]),
+    (["rm", "train", "--task", "sentiment", "--negatives", "nan"], ["--negatives", "finite"]),
+    (["train", "--set", "reward_source=learned", "--set", "feedback_by=command"],
+     ["feedback_command", "--set feedback_command="]),
+    (["train", "--set", "feedback_unsure=1.5"], ["reward_source=learned"]),
 ]
 
 
