@@ -65,13 +65,14 @@ def main() -> None:
     w.resize(1366, 768)
     w.show()
     wait(app, 1)
-    w.show_tab(w.rank_tab)
     panel = w.rank_tab.panel
     prompts = tuple(str(p) for p in
                     np.random.default_rng(5).choice(task_prompts("sentiment"), 20))
     t0 = time.monotonic()
     w.rank_tab.worker.submit(SampleRequest("sentiment", prompts, 4, "base", seed=5))
     wait(app, 60, until=lambda: panel._group is not None)
+    # shown only now: the tab offers a random group of its own when it opens empty
+    w.show_tab(w.rank_tab)
     print(f"first group after {time.monotonic() - t0:.1f} s", flush=True)
     if phase == "dump":
         groups = [panel._group, *panel._queue]
