@@ -85,7 +85,7 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
         wins += [1.0 if r.ranks[j] < r.ranks[at] else 0.0 for j in range(3) if j != at]
     assert event["payload"]["eval/win_rate"] == pytest.approx(sum(wins) / len(wins))
     # the round is a marker on the plots
-    assert any("feedback" in label for _, _, label in window.live_series.events)
+    assert any(label.startswith("round +2") for _, _, label in window.live_series.events)
 
 
 def test_sample_from_the_running_policy(window, qtbot):

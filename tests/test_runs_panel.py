@@ -41,8 +41,8 @@ def test_format_changes():
     assert format_changes({"changes": {"epochs": 4}}) == "epochs = 4"
     # a round: short, so markers 25 steps apart fit a small panel, and its blind win rate
     round_ = {"kind": "feedback_round", "new_rankings": 8, "rankings": 38}
-    assert format_changes(round_) == "feedback +8 (38)"
-    assert format_changes({**round_, "eval/win_rate": 0.625}) == "feedback +8 (38) · win 62%"
+    assert format_changes(round_) == "round +8"
+    assert format_changes({**round_, "eval/win_rate": 0.625}) == "round +8 · win 62%"
 
 
 def test_load_run_series_has_every_step_and_the_edit_marker(store):

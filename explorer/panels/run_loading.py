@@ -33,7 +33,7 @@ MARKED = ("set", "feedback_round", "diverged", "fork")   # events drawn as marke
 
 def format_changes(payload: Mapping[str, Any]) -> str:
     """`{"changes": {"lr": 5e-5}, "old": {"lr": 2e-5}}` -> "lr 2e-05→5e-05" (comma-separated);
-    an iterated-RLHF round -> "feedback +8 (40) · win 62%"."""
+    an iterated-RLHF round -> "round +8 · win 62%" (new rankings, the blind win rate)."""
     if payload.get("kind") == "diverged":
         # short on a narrow plot ("✕ reward is nan"); the status line says the rest
         return f"{DIVERGED_MARK} {str(payload.get('what', 'non-finite')).split(' (')[0]}"
@@ -42,7 +42,8 @@ def format_changes(payload: Mapping[str, Any]) -> str:
     if payload.get("kind") == "feedback_round":
         win = payload.get("eval/win_rate")
         won = f" · win {win:.0%}" if isinstance(win, int | float) and win == win else ""
-        return f"feedback +{payload.get('new_rankings', 0)} ({payload.get('rankings', 0)}){won}"
+        # short: a marker's label has a quarter of a 1366-px window at most
+        return f"round +{payload.get('new_rankings', 0)}{won}"
     changes = payload.get("changes") or {}
     old = payload.get("old") or {}
     parts = []

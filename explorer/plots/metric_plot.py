@@ -279,11 +279,17 @@ class MetricPlot(QWidget):
             line.label.setFont(style.scaled_font(self, 0.8))
             self.plot_item.addItem(line, ignoreBounds=not last)
             lines.append((line, step, time_s))
+        lo, hi = self.plot_item.getViewBox().viewRange()[0]
         for line, step, time_s in lines:
             pos = step if self._x_axis == "step" else time_s
             line.setVisible(bool(np.isfinite(pos)))
             if np.isfinite(pos):
                 line.setPos(pos)
+                # a marker in the right half reads leftwards, so its label stays in the panel
+                anchors = [(1, 0), (1, 0)] if pos > (lo + hi) / 2 else [(0, 0), (0, 0)]
+                if line.label.anchors != anchors:
+                    line.label.anchors = anchors
+                    line.label.updatePosition()
 
     def _draw_reference(self) -> None:
         if self._ref is None:
