@@ -133,7 +133,8 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
         if trainer.step_index:
             _checkpoint(store, run_id, trainer)
         store.finish_run(run_id, "stopped", error=str(exc))
-        raise
+        raise JudgeFailed(f"{exc}; run {run_id} is stopped and saved: fix the judge, then "
+                          f"`rlhf-explorer train --resume {run_id}`") from None
     except KeyboardInterrupt:
         store.finish_run(run_id, "stopped")
         raise
