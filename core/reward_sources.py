@@ -75,7 +75,15 @@ class LearnedReward:
         temperature reaches the base samples PaR draws)."""
         self.task, self.model, self.base = task, reward_model, base
         self.metrics, self.rankings = metrics, tuple(rankings)
-        self._cfg, self.generator, self.calibration = cfg, generator, calibration
+        self._cfg, self.generator, self._calibration = cfg, generator, calibration
+
+    @property
+    def calibration(self):
+        """The base samples a round standardises on: drawn at the first round, not at start-up
+        (a run that never has a round never pays for them)."""
+        if callable(self._calibration):
+            self._calibration = self._calibration()
+        return self._calibration
 
     @property
     def cfg(self):
@@ -160,8 +168,15 @@ def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, 
     )
 
     max_new = cfg.max_new_tokens or task.max_new_tokens
-    calibration = base_samples(base_model, task, CALIBRATION_PROMPTS, CALIBRATION_K, max_new,
-                               cfg.seed + 7, cfg.temperature, cfg.min_new_tokens)
+    drawn: list = []
+
+    def calibration():   # the same samples, drawn once, whoever asks first
+        if not drawn:
+            drawn.append(base_samples(base_model, task, CALIBRATION_PROMPTS, CALIBRATION_K,
+                                      max_new, cfg.seed + 7, cfg.temperature,
+                                      cfg.min_new_tokens))
+        return drawn[0]
+
     extra = dict(base=base_model, cfg=live or cfg, generator=generator, calibration=calibration)
     if restored is not None:
         model, rankings, metrics = restored
@@ -169,7 +184,7 @@ def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, 
     if cfg.reward_model:
         model, metrics, rankings = _named_source(cfg, task, device, data_dir, with_true_rewards)
         if not model.calibrated:   # saved before models were standardised
-            model.calibrate(*calibration, max_new)
+            model.calibrate(*calibration(), max_new)
         return LearnedReward(task, model, metrics, rankings, **extra)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     rankings = collect_rankings(base_model, task, annotator, cfg.rm_rankings, cfg.rm_k, max_new,
@@ -178,7 +193,7 @@ def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, 
     model, metrics = train_reward_model(base_model, rankings, cfg.rm_loss, cfg.rm_steps,
                                         cfg.rm_lr, max_new, cfg.seed, progress=progress,
                                         members=cfg.rm_members, negatives=cfg.rm_negatives,
-                                        calibration=calibration)
+                                        calibration=calibration())
     return LearnedReward(task, model, metrics, rankings, **extra)
 
 
