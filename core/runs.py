@@ -323,6 +323,46 @@ class RunStore(RunReader):
         if status != "running" and run_id in self._locks:
             self._locks.pop(run_id).release()
 
+    # --- sweeps (core/sweeps.py): a sweep is a spec and a set of tagged, ordinary runs
+    def create_sweep(self, name: str, spec: dict) -> str:
+        """Record a new 'running' sweep and return its id, e.g. `20261206-193000-kl_vs_clip-3f2a`;
+        this process holds its lock (`sweeps/<id>/.lock`) until `finish_sweep`."""
+        prefix = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(name)}"
+        with self._tx() as conn:
+            sweep_id = f"{prefix}-{secrets.token_hex(2)}"
+            while conn.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone():
+                sweep_id = f"{prefix}-{secrets.token_hex(2)}"
+            self.hold_sweep(sweep_id)
+            conn.execute("INSERT INTO sweeps (id, created_at, name, spec_json, status, updated_at)"
+                         " VALUES (?, ?, ?, ?, 'running', ?)",
+                         (sweep_id, _utc_now(), name, json.dumps(spec), time.time()))
+        return sweep_id
+
+    def hold_sweep(self, sweep_id: str) -> None:
+        key = f"sweep:{sweep_id}"
+        if key not in self._locks:
+            folder = self.sweep_dir(sweep_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            self._locks[key] = run_lock.RunLock(folder / run_lock.LOCK_NAME)
+
+    def tag_run(self, sweep_id: str, run_id: str, label: str, seed: int) -> None:
+        """Mark `run_id` as the trial (`label`, `seed`) of `sweep_id` (replacing an older run
+        of that trial, which stays in the store untagged)."""
+        with self._tx() as conn:
+            sweep_key = self._sweep_key(sweep_id)
+            conn.execute("DELETE FROM sweep_runs WHERE sweep_key = ? AND label = ? AND seed = ?",
+                         (sweep_key, label, int(seed)))
+            conn.execute("INSERT OR REPLACE INTO sweep_runs VALUES (?, ?, ?, ?)",
+                         (sweep_key, self._key(run_id), label, int(seed)))
+
+    def finish_sweep(self, sweep_id: str, status: str) -> None:
+        with self._tx() as conn:
+            self._sweep_key(sweep_id)
+            conn.execute("UPDATE sweeps SET status = ?, updated_at = ? WHERE id = ?",
+                         (status, time.time(), sweep_id))
+        if status != "running" and f"sweep:{sweep_id}" in self._locks:
+            self._locks.pop(f"sweep:{sweep_id}").release()
+
     def delete_run(self, run_id: str) -> None:
         """Delete a run's rows and its `runs/<id>/` folder."""
         with self._tx() as conn:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core import run_lock
+
 _INFO = "id, created_at, task, algo, reward_source, status, steps_done, name"
 
 
@@ -39,6 +41,33 @@ class RunInfo:
     status: str
     steps_done: int
     name: str | None
+
+
+class UnknownSweep(KeyError, ValueError):
+    def __init__(self, sweep_id: str, data_dir: Path | None = None):
+        where = f" in {data_dir}" if data_dir is not None else ""
+        self.message = f"no sweep {sweep_id!r}{where}; list sweep ids with `rlhf-explorer sweeps`"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    id: str
+    created_at: str
+    name: str
+    status: str   # running, finished, stopped, failed (a trial failed), interrupted
+    spec: dict
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of a sweep: its config's label, its seed, and the run."""
+    label: str
+    seed: int
+    run: RunInfo
 
 
 def safetensors_problem(path: Path) -> str | None:
@@ -171,6 +200,51 @@ class RunReader:
                 for s, kind, payload, at in self._conn.execute(
                     "SELECT step, kind, payload_json, created_at FROM events WHERE run_key = ? "
                     "ORDER BY id", (key,))]
+
+    # --- sweeps
+    def sweep_dir(self, sweep_id: str) -> Path:
+        return self.data_dir / "sweeps" / sweep_id
+
+    def _sweep_key(self, sweep_id: str) -> int:
+        row = self._conn.execute("SELECT key FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None:
+            raise UnknownSweep(sweep_id, self.data_dir)
+        return row[0]
+
+    def _sweep_shown(self, row) -> SweepInfo:
+        sweep_id, created, name, spec, status = row
+        if status == "running" and not (f"sweep:{sweep_id}" in self._locks or run_lock.is_held(
+                self.sweep_dir(sweep_id) / run_lock.LOCK_NAME)):
+            status = "interrupted"   # its driver ended without a final status
+        return SweepInfo(sweep_id, created, name, status, json.loads(spec))
+
+    def list_sweeps(self) -> list[SweepInfo]:
+        """All sweeps, newest first."""
+        return [self._sweep_shown(r) for r in self._conn.execute(
+            "SELECT id, created_at, name, spec_json, status FROM sweeps "
+            "ORDER BY created_at DESC, key DESC")]
+
+    def get_sweep(self, sweep_id: str) -> SweepInfo:
+        row = self._conn.execute("SELECT id, created_at, name, spec_json, status FROM sweeps "
+                                 "WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None:
+            raise UnknownSweep(sweep_id, self.data_dir)
+        return self._sweep_shown(row)
+
+    def trials(self, sweep_id: str) -> list[Trial]:
+        """The sweep's runs, by label then seed."""
+        key = self._sweep_key(sweep_id)
+        rows = self._conn.execute(
+            f"SELECT t.label, t.seed, {', '.join('r.' + c for c in _INFO.split(', '))} "
+            "FROM sweep_runs t JOIN runs r ON r.key = t.run_key WHERE t.sweep_key = ? "
+            "ORDER BY t.label, t.seed", (key,)).fetchall()
+        return [Trial(label, seed, self._shown(rest)) for label, seed, *rest in rows]
+
+    def run_tags(self) -> dict[str, tuple[str, str, int]]:
+        """{run id: (sweep id, label, seed)} for every run that is a sweep's trial."""
+        return {run: (sweep, label, seed) for run, sweep, label, seed in self._conn.execute(
+            "SELECT r.id, s.id, t.label, t.seed FROM sweep_runs t JOIN runs r ON "
+            "r.key = t.run_key JOIN sweeps s ON s.key = t.sweep_key")}
 
     def checkpoints(self, run_id: str) -> list[tuple[int, Path]]:
         """(step, absolute path) of the recorded checkpoints, by step."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3   # 3: sweeps (core/sweeps.py) and the runs each one holds
 # interrupted: the process running it ended without a final status (docs/storage.md);
 # diverged: a loss, reward, gradient or parameter went non-finite (core/faults.py).
 STATUSES = ("running", "finished", "stopped", "failed", "interrupted", "diverged")
@@ -52,7 +52,20 @@ def _v2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs_v2 RENAME TO runs")
 
 
-_MIGRATIONS = {1: lambda conn: [conn.execute(statement) for statement in _V1], 2: _v2}
+def _v3(conn: sqlite3.Connection) -> None:
+    """Sweeps: a sweep's spec, and which run is which of its trials (config label and seed). A
+    trial is an ordinary run; this table only tags it, so deleting a run drops its tag."""
+    conn.execute("""CREATE TABLE sweeps (key INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL, name TEXT NOT NULL, spec_json TEXT NOT NULL,
+        status TEXT NOT NULL, updated_at REAL NOT NULL)""")
+    conn.execute("""CREATE TABLE sweep_runs (
+        sweep_key INTEGER NOT NULL REFERENCES sweeps(key) ON DELETE CASCADE,
+        run_key INTEGER NOT NULL UNIQUE REFERENCES runs(key) ON DELETE CASCADE,
+        label TEXT NOT NULL, seed INTEGER NOT NULL, PRIMARY KEY (sweep_key, label, seed))
+        WITHOUT ROWID""")
+
+
+_MIGRATIONS = {1: lambda conn: [conn.execute(statement) for statement in _V1], 2: _v2, 3: _v3}
 
 
 def migrate(conn: sqlite3.Connection, path) -> int:
