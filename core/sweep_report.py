@@ -190,9 +190,10 @@ def findings(spec: SweepSpec, summary: list[ConfigSummary],
         return ["No trial has finished a step yet."]
     lines = []
     best = max(done, key=lambda s: s.final_mean)
-    seeds = min(s.n for s in done)
+    seeds, most = min(s.n for s in done), max(s.n for s in done)
     lines.append(f"Highest final {spec.metric}: {best.label} ({_fmt(best.final_mean)}"
-                 f"{_pm(best)}), over {seeds}–{max(s.n for s in done)} seeds per config.")
+                 f"{_pm(best)}), over {seeds if seeds == most else f'{seeds}–{most}'} seed"
+                 f"{'s' if most > 1 else ''} per config.")
     if spec.preset == "kl-vs-clip":
         clip = [s for s in done if s.label.startswith("clip")]
         pen = [s for s in done if "KL" in s.label]

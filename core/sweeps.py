@@ -199,8 +199,8 @@ def parse_spec(source: str, scale: str = "laptop") -> SweepSpec:
 
     from core.config_files import read_config_file
 
-    if not Path(source).suffix:
-        raise ValueError(f"no preset {source!r} and no such grid file; presets: "
+    if not Path(source).suffix or not Path(source).exists():
+        raise ValueError(f"no preset and no grid file {source!r}; presets: "
                          f"{', '.join(PRESETS)}, or give a .toml or .json grid")
     data = read_config_file(source)
     try:

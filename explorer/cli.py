@@ -88,6 +88,10 @@ def register(subparsers) -> None:
 
     register_feedback(subparsers, data_dir)
 
+    from explorer.cli_sweep import register as register_sweep
+
+    register_sweep(subparsers, data_dir)
+
 
 def _store(args, read_only: bool = False):
     from core.runs import RunStore
