@@ -201,6 +201,13 @@ class RunReader:
                     "SELECT step, kind, payload_json, created_at FROM events WHERE run_key = ? "
                     "ORDER BY id", (key,))]
 
+    def change_mark(self) -> tuple:
+        """Changes whenever a run or sweep is added, deleted or written (any process): a
+        follower polls it to know when to re-read the lists."""
+        return self._conn.execute(
+            "SELECT (SELECT COUNT(*) FROM runs), (SELECT MAX(updated_at) FROM runs), "
+            "(SELECT COUNT(*) FROM sweeps), (SELECT MAX(updated_at) FROM sweeps)").fetchone()
+
     # --- sweeps
     def sweep_dir(self, sweep_id: str) -> Path:
         return self.data_dir / "sweeps" / sweep_id

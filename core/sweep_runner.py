@@ -463,9 +463,12 @@ def _pack(trainer, tmp: str) -> dict:
 # --- reading a sweep back (the report and the window)
 
 def trial_series(store, sweep_id: str, metric: str, x: str = "step") -> list[Series]:
-    """Every trial's `metric` as a Series; x = sqrt_kl puts sqrt(kl/mean) on the x axis."""
+    """Every trial's `metric` as a Series, in the spec's order of configs; x = sqrt_kl puts
+    sqrt(kl/mean) on the x axis."""
+    order = {c[0]: i for i, c in enumerate(store.get_sweep(sweep_id).spec.get("configs", []))}
     out = []
-    for t in store.trials(sweep_id):
+    for t in sorted(store.trials(sweep_id), key=lambda t: (order.get(t.label, len(order)),
+                                                          t.seed)):
         steps, values = store.metric_series(t.run.id, metric)
         if x == "sqrt_kl":
             kl_steps, kl = store.metric_series(t.run.id, "kl/mean")

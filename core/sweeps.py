@@ -67,9 +67,19 @@ class SweepSpec:
             raise ValueError(f"two configs are labelled {dup!r}; give each its own label")
         for label, _ in self.configs:
             try:
-                self.config(label, self.seeds[0])
+                cfg = self.config(label, self.seeds[0])
             except ValueError as exc:
                 raise ValueError(f"config {label!r}: {exc}") from None
+            # a trial may run on another machine, which cannot reach the data folder
+            if cfg.reward_source == "learned" and cfg.reward_model:
+                raise ValueError(f"config {label!r}: a sweep trains each trial's reward model "
+                                 "from simulated rankings (rm_rankings); a saved reward_model "
+                                 "is in this data folder, out of a trial's reach; drop "
+                                 "reward_model")
+            if cfg.reward_source == "learned" and cfg.feedback_every and \
+                    cfg.feedback_by == "person":
+                raise ValueError(f"config {label!r}: no person ranks in a sweep; use "
+                                 "feedback_by=simulated or feedback_by=command")
 
     def to_json(self) -> dict:
         return {"name": self.name, "configs": [[label, knobs] for label, knobs in self.configs],
@@ -219,8 +229,7 @@ def kl_vs_clip(scale: str) -> SweepSpec:
     full = scale == "full"
     configs = [("no clip, no penalty", {"algo": "kl_penalty", "trust_controller": "fixed",
                                         "trust_beta": 0.0})]
-    configs += [(f"clip eps={e:g}", {"algo": "ppo", "clip_eps": e})
-                for e in ((0.1, 0.2, 0.3) if full else (0.1, 0.2, 0.3))]
+    configs += [(f"clip eps={e:g}", {"algo": "ppo", "clip_eps": e}) for e in (0.1, 0.2, 0.3)]
     configs += [(f"adaptive KL d_targ={d:g}", {"algo": "kl_penalty", "trust_target": d})
                 for d in (0.003, 0.01, 0.03)]
     configs += [(f"fixed KL beta={b:g}", {"algo": "kl_penalty", "trust_controller": "fixed",
@@ -230,10 +239,7 @@ def kl_vs_clip(scale: str) -> SweepSpec:
                      base={"task": "sentiment", "reward_source": "true", "beta": 0.0,
                            "kl_controller": "fixed", "steps": 150 if full else 40,
                            "checkpoint_every": 0, "samples_per_step": 2},
-                     seeds=tuple(range(5 if full else 2)))
-
-
-RANK_SCHEMES = ("fixed", "normalized", "neg_log")
+                     seeds=tuple(range(5 if full else 3)))
 
 
 def rank_to_reward(scale: str) -> SweepSpec:
@@ -299,12 +305,12 @@ GRPO_FAMILY = {
 def grpo_family(scale: str) -> SweepSpec:
     """GRPO's variants on `arithmetic` (benchmarks/bench_grpo_family.py, as a preset)."""
     full = scale == "full"
-    names = list(GRPO_FAMILY) if full else ["grpo", "dr_grpo", "dapo", "rloo"]
-    return SweepSpec("grpo-family", tuple((n, GRPO_FAMILY[n]) for n in names),
+    # accuracy starts near 0.54 and the variants part around 0.7 (benchmarks/README.md)
+    return SweepSpec("grpo-family", tuple(GRPO_FAMILY.items()),
                      base={"task": "arithmetic", "algo": "grpo", "reward_source": "true",
-                           "steps": 150 if full else 40, "checkpoint_every": 0,
+                           "steps": 150 if full else 80, "checkpoint_every": 0,
                            "samples_per_step": 2},
-                     preset="grpo-family", scale=scale, threshold=0.5,
+                     preset="grpo-family", scale=scale, threshold=0.7,
                      seeds=tuple(range(5 if full else 2)))
 
 

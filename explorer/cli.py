@@ -283,11 +283,14 @@ def cmd_pretrain(args) -> int:
 def cmd_runs(args) -> int:
     with _store(args, read_only=True) as store:
         runs = store.list_runs()
+        tags = store.run_tags()
         # a damaged run is listed, and says what is wrong; it never stops the list
         rows = [{"id": r.id, "task": r.task, "algo": r.algo, "reward_source": r.reward_source,
                  "steps": r.steps_done, "status": r.status, "created": r.created_at,
                  "damaged": store.damage(r.id),
-                 "error": _last_line(store.run_error(r.id)) if r.status == "failed" else None}
+                 "error": _last_line(store.run_error(r.id)) if r.status == "failed" else None,
+                 "sweep": dict(zip(("id", "label", "seed"), tags[r.id], strict=True))
+                 if r.id in tags else None}
                 for r in runs]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -298,7 +301,10 @@ def cmd_runs(args) -> int:
     for row in rows:   # why a run failed, or what is wrong with its files
         row["note"] = (f"damaged: {row['damaged']}" if row["damaged"] else
                        f"{row['error']}" if row["error"] else "")
+        tag = row["sweep"]
+        row["trial of"] = f"{tag['id'][16:]}: {tag['label']} · seed {tag['seed']}" if tag else ""
     print_table(rows, ["id", "task", "algo", "reward_source", "steps", "status"]
+                + (["trial of"] if any(r["trial of"] for r in rows) else [])
                 + (["note"] if any(r["note"] for r in rows) else []))
     return 0
 

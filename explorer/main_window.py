@@ -28,6 +28,7 @@ from core.config import RunConfig
 from core.runs import RunStore, resolve_data_dir
 from core.tasks import get_task
 from explorer.identity import APP_DISPLAY_NAME
+from explorer.panels.experiments import ExperimentsPanel
 from explorer.panels.hyperparameters import HyperparameterPanel
 from explorer.panels.math_panel import MathPanel
 from explorer.panels.run_loading import RunFollower, format_changes, load_run_series
@@ -42,7 +43,7 @@ from explorer.window_feedback import WindowFeedback
 from explorer.window_menus import WindowMenus
 from explorer.window_resume import WindowResume
 
-TABS = ("Watch", "Rank", "Math")
+TABS = ("Watch", "Rank", "Math", "Experiments")
 
 
 def _cuda_available() -> bool:
@@ -84,14 +85,19 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
                                lambda: self.controller.busy)
         self.math = MathPanel()
         self.math.setObjectName("mathPanel")
+        self.experiments = ExperimentsPanel(self.data_dir)
+        self.experiments.setObjectName("experimentsPanel")
         self.tabs = QTabWidget(objectName="mainTabs", documentMode=True)
         for widget, name, tip in (
                 (self.dashboard, TABS[0], "Watch a run: reward, KL, β, clip fraction (Ctrl+1)"),
                 (self.rank_tab, TABS[1], "Rank samples and train a reward model (Ctrl+2)"),
-                (self.math, TABS[2], "The lecture's pictures, marking the run (Ctrl+3)")):
+                (self.math, TABS[2], "The lecture's pictures, marking the run (Ctrl+3)"),
+                (self.experiments, TABS[3], "Sweeps over seeds and configs: mean ± spread, "
+                                            "and what they show (Ctrl+4)")):
             # A tab's minimum width would be every tab's (a stack is as wide as its widest
             # page) and push the window past a 1366 px screen: Rank and Math scroll instead.
-            page = widget if widget is self.dashboard else _scrolling(widget)
+            page = widget if widget in (self.dashboard, self.experiments) else \
+                _scrolling(widget)
             self.tabs.addTab(page, name)
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
         self.setCentralWidget(self.tabs)
@@ -131,6 +137,8 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
 
         self._build_menus()
         self._connect()
+        self._store_mark = self.store.change_mark()
+        self.experiments.set_store(self.store)
         self._follow_timer = QTimer(self)
         self._follow_timer.timeout.connect(self._poll_overlays)
         self._follow_timer.start(1000)
@@ -382,8 +390,11 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         for rid, follower in self.overlays.items():
             if rid != self.live_id and not follower.done:
                 follower.poll()
-        if self.controller.busy:
-            self.runs_panel.refresh()  # the live run's step count
+        mark = self.store.change_mark()
+        if self.controller.busy or mark != self._store_mark:
+            # the live run's step count, or runs another process wrote (a CLI run, a sweep)
+            self._store_mark = mark
+            self.runs_panel.refresh()
 
     def _run_deleted(self, run_id: str) -> None:
         self.overlays.pop(run_id, None)
@@ -410,5 +421,7 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         self.dashboard.detach_timer()
         self._save_settings()
         self.rank_tab.shutdown()
+        self.experiments.shutdown()
+        self.experiments.timer.stop()
         self.store.close()
         super().closeEvent(event)

@@ -48,7 +48,7 @@ class WindowMenus:
         quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         view_menu = self.menuBar().addMenu("&View")
         view_menu.setObjectName("viewMenu")
-        for i, name in enumerate(("Watch", "Rank", "Math")):
+        for i, name in enumerate(self.tabs.tabText(i) for i in range(self.tabs.count())):
             action = view_menu.addAction(f"&{name}", lambda i=i: self.tabs.setCurrentIndex(i))
             action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
         view_menu.addSeparator()
