@@ -13,11 +13,12 @@ import numpy as np
 
 from core.sweep_report import Band
 
-# Okabe-Ito: told apart by colour-blind readers too
+# Okabe-Ito (as the window's plots; its yellow vanishes on white), then Tol's muted colours:
+# told apart by colour-blind readers too
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
-           "#F0E442", "#999999", "#882255")
-W, H = 900, 520
-LEFT, RIGHT, TOP, BOTTOM = 70, 260, 40, 50
+           "#882255", "#44AA99", "#332288", "#999933", "#7F7F7F")
+W, H = 960, 520
+LEFT, RIGHT, TOP, BOTTOM = 70, 310, 40, 50
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:

@@ -218,19 +218,26 @@ def findings(spec: SweepSpec, summary: list[ConfigSummary],
                          "advantages): a departure from the paper, "
                          "whose rows share one advantage estimator.")
     elif spec.preset == "rank-to-reward":
-        per = []
-        for s in done:
-            gain = s.final_mean - s.start_mean
-            per.append((gain, s))
-        per.sort(key=lambda t: -t[0])
-        top = ", ".join(f"{s.label} {g:+.2f}" for g, s in per[:3])
-        lines.append(f"Gain in true reward over the run, at equal annotation counts: {top}.")
-        rm = [t for t in per if t[1].label.startswith("reward model")]
-        ranks = [t for t in per if t[1].label.startswith("ranks")]
+        gains = sorted(((s.final_mean - s.start_mean, s) for s in done), key=lambda t: -t[0])
+        top = ", ".join(f"{s.label} {g:+.2f}" for g, s in gains[:3])
+        lines.append(f"Gain in true reward over the run, every config given the same number of "
+                     f"rankings: {top}.")
+        rm = [t for t in gains if t[1].label.startswith("reward model")]
+        ranks = [t for t in gains if t[1].label.startswith("ranks")]
         if rm and ranks:
-            winner = "a reward model" if rm[0][0] > ranks[0][0] else "ranks used directly"
-            lines.append(f"Per ranking given, {winner} learned fastest: the best reward model "
-                         f"gained {rm[0][0]:+.2f}, the best direct conversion {ranks[0][0]:+.2f}.")
+            (g_rm, s_rm), (g_rk, s_rk) = rm[0], ranks[0]
+            noise = _se(s_rm) + _se(s_rk)
+            if abs(g_rm - g_rk) <= noise:
+                lines.append(f"Per ranking given, the two routes are not told apart at {seeds} "
+                             f"seeds: the best reward model ({s_rm.label}) gained {g_rm:+.2f}, "
+                             f"the best direct conversion ({s_rk.label}) {g_rk:+.2f}, within "
+                             f"the seeds' standard error of {noise:.2f}.")
+            else:
+                winner = "a reward model" if g_rm > g_rk else "ranks used directly as rewards"
+                lines.append(f"Per ranking given, {winner} learned faster: the best reward "
+                             f"model ({s_rm.label}) gained {g_rm:+.2f}, the best direct "
+                             f"conversion ({s_rk.label}) {g_rk:+.2f} (standard error "
+                             f"{noise:.2f}).")
     elif spec.preset == "overoptimisation" and extra:
         peaks = extra.get("peaks", {})
         for kind in ("plain", "robust"):
@@ -241,13 +248,14 @@ def findings(spec: SweepSpec, summary: list[ConfigSummary],
                                  for n, v in rows)
                 finite = [v for _, v in rows]
                 moves = all(b >= a for a, b in zip(finite, finite[1:], strict=False))
+                seen = sorted((int(label.split()[0]), v) for label, v in
+                              extra.get("seen", {}).items() if kind in label)
+                where = (" (the highest binned gold reward sat at d = " +
+                         ", ".join(f"{v:.2f}" for _, v in seen) + ")") if seen else ""
                 lines.append(f"{kind.capitalize()} reward: the gold reward's fitted peak d* = "
-                             f"√KL at {text} rankings; it "
+                             f"√KL at {text} rankings{where}; the fitted peak "
                              f"{'moves out' if moves else 'does not move out steadily'} "
                              "as rankings grow.")
-        gold_gap = extra.get("gold_gap")
-        if gold_gap:
-            lines.append(gold_gap)
     elif spec.preset == "grpo-family":
         base = next((s for s in done if s.label == "grpo"), None)
         if base is not None:

@@ -116,13 +116,11 @@ class SweepRunner:
             spec = SweepSpec.from_json(info.spec)
         spec.check()
         self.spec, self.sweep_id = spec, resume
-        self.cpus = max(1, int(cpus or os.cpu_count() or 1))
         if max_concurrent < 0:
             raise ValueError(f"--max-concurrent must be >= 0 (0 = as many as the CPUs allow), "
                              f"got {max_concurrent}")
-        self.max_concurrent = max_concurrent or self.cpus
-        # each trial gets its share of the cores, as torch threads and as Ray's CPU resource
-        self.cpus_per_trial = max(1, self.cpus // min(self.max_concurrent, self.cpus))
+        self.cpus = max(1, int(cpus or os.cpu_count() or 1))   # a cluster's: once Ray is up
+        self.max_concurrent = max_concurrent
         self.plan = self._plan()
         self._stop = threading.Event()
         self.stop_reason: str | None = None
@@ -138,11 +136,9 @@ class SweepRunner:
         plan = {}
         for label, seed in self.spec.trials():
             cfg = self.spec.config(label, seed)
-            if cfg.threads == 0:
-                cfg = cfg.with_changes(threads=self.cpus_per_trial)
             item = _Planned(label, seed, cfg)
             run = done_before.get((label, seed))
-            if run is not None and run.status == "finished" and run.steps_done >= cfg.steps:
+            if run is not None and run.steps_done >= cfg.steps:   # finished (or stopped late)
                 item.run_id, item.from_step = run.id, run.steps_done
                 item.view = TrialView(label, seed, "finished", run.steps_done, cfg.steps, run.id)
             elif run is not None:
@@ -172,6 +168,10 @@ class SweepRunner:
             self.store.hold_sweep(self.sweep_id)
             self.store.finish_sweep(self.sweep_id, "running")
         todo = [k for k, p in self.plan.items() if p.view.state == "pending"]
+        for item in self.plan.values():   # every step ran, though its status says otherwise
+            if item.view.state == "finished" and item.run_id is not None and \
+                    self.store.get_run(item.run_id).status != "finished":
+                self.store.finish_run(item.run_id, "finished")
         status = "stopped" if self._stop.is_set() else "finished"
         try:
             if todo and not self._stop.is_set():
@@ -183,6 +183,12 @@ class SweepRunner:
             states = {p.view.state for p in self.plan.values()}
             status = ("stopped" if self._stop.is_set() or "stopped" in states else
                       "failed" if states & {"failed", "diverged"} else "finished")
+        except KeyboardInterrupt:   # a second Ctrl-C: abort now; finished steps are kept
+            for item in self.plan.values():
+                if item.view.state == "running":
+                    self._finish(item, "stopped", "aborted by a second Ctrl-C")
+            self.store.finish_sweep(self.sweep_id, "stopped")
+            raise
         except BaseException:
             self.store.finish_sweep(self.sweep_id, "failed")
             raise
@@ -206,16 +212,24 @@ class SweepRunner:
                 ray.init(address=self.address, **kwargs)
             else:
                 ray.init(num_cpus=self.cpus, **kwargs)
+        # each trial gets its share of the CPUs (the cluster's, with an address), as torch
+        # threads and as Ray's CPU resource
+        total = max(1, int(ray.cluster_resources().get("CPU", self.cpus)))
+        concurrent = self.max_concurrent or total
+        per_trial = max(1, total // min(concurrent, total))
+        for k in todo:
+            if self.plan[k].cfg.threads == 0:
+                self.plan[k].cfg = self.plan[k].cfg.with_changes(threads=per_trial)
         control = _Control.options(name=f"rlhfx-{self.sweep_id}", lifetime=None).remote()
         blobs = {k: {"state": self.plan[k].state} for k in todo if self.plan[k].state}
         param = [{"key": k, "cfg": self.plan[k].cfg.to_dict(), "from_step": self.plan[k].from_step,
                   "control": f"rlhfx-{self.sweep_id}"} for k in todo]
         trainable = tune.with_resources(tune.with_parameters(_trial, blobs=blobs),
-                                        {"cpu": self.cpus_per_trial})
+                                        {"cpu": per_trial})
         with tempfile.TemporaryDirectory(prefix="rlhfx-tune-") as scratch:
             tuner = tune.Tuner(
                 trainable, param_space={"trial": tune.grid_search(param)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=self.max_concurrent),
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
                 run_config=tune.RunConfig(
                     name=self.sweep_id, storage_path=scratch, verbose=0,
                     callbacks=[_Recorder(self, control)],

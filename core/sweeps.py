@@ -288,7 +288,7 @@ def overoptimisation(scale: str) -> SweepSpec:
                            "kl_estimator": "k3", "steps": 200 if full else 60,
                            "rm_steps": 150 if full else 100, "checkpoint_every": 0,
                            "samples_per_step": 2},
-                     seeds=tuple(range(3 if full else 1)))
+                     seeds=tuple(range(3 if full else 2)))
 
 
 GRPO_FAMILY = {

@@ -228,25 +228,30 @@ def report(store, sweep_id: str, metric: str | None = None, band: str = "sd"):
 
 
 def _overoptimisation(store, sweep_id: str, spec) -> dict:
-    """Each config's fitted gold (true) and proxy (learned) peaks against d = sqrt(KL)."""
+    """Gold (true) and proxy (learned) reward against d = sqrt(KL); R(d) = d (alpha - beta log d)
+    fitted to each run's gold reward gained since its start, and each config's peak: the median
+    of its runs' fitted peaks, beside the d at which its binned gold reward was highest."""
     import numpy as np
 
-    from core.sweep_report import fit_gao, gao_peak
+    from core.sweep_report import binned, fit_gao, gao_peak
     from core.sweep_runner import trial_series
 
     gold = trial_series(store, sweep_id, "reward/true_mean", x="sqrt_kl")
     proxy = trial_series(store, sweep_id, "reward/rm_mean", x="sqrt_kl")
     if not any(s.y.size for s in proxy):
         proxy = trial_series(store, sweep_id, "reward/mean", x="sqrt_kl")
-    peaks, fits = {}, {}
+    peaks, fits, seen = {}, {}, {}
     for label, _ in spec.configs:
-        d = np.concatenate([s.x for s in gold if s.label == label] or [np.empty(0)])
-        r = np.concatenate([s.y - s.y[:5].mean() for s in gold if s.label == label and s.y.size]
-                           or [np.empty(0)])
-        alpha, beta = fit_gao(d, r)
-        peaks[label] = gao_peak(alpha, beta)
-        fits[label] = (alpha, beta)
-    return {"peaks": peaks, "fits": fits, "gold": gold, "proxy": proxy}
+        runs = [s for s in gold if s.label == label and s.y.size >= 5]
+        run_fits = [fit_gao(s.x, s.y - s.y[:5].mean()) for s in runs]
+        run_peaks = [gao_peak(a, b) for a, b in run_fits if math.isfinite(a)]
+        if not run_peaks:
+            continue
+        peaks[label] = float(np.median(run_peaks))
+        fits[label] = tuple(float(np.median(v)) for v in zip(*run_fits, strict=True))
+        x, y = binned(np.concatenate([s.x for s in runs]), np.concatenate([s.y for s in runs]))
+        seen[label] = float(x[np.argmax(y)]) if y.size else math.nan
+    return {"peaks": peaks, "fits": fits, "seen": seen, "gold": gold, "proxy": proxy}
 
 
 def cmd_sweep_report(args) -> int:
@@ -268,6 +273,16 @@ def cmd_sweep_report(args) -> int:
     print(f"sweep {info.id} ({info.name}, {info.status}): {metric}, final = mean of the last "
           "10 steps")
     print_table(rows, list(rows[0]))
+    if extra is not None:
+        fits = [{"config": label, "alpha": f"{a:+.3f}", "beta": f"{b:+.3f}",
+                 "fitted peak d*": ("∞ (still rising)" if math.isinf(extra["peaks"][label])
+                                    else f"{extra['peaks'][label]:.2f}"),
+                 "highest gold at d": f"{extra['seen'][label]:.2f}"}
+                for label, (a, b) in extra["fits"].items()]
+        if fits:
+            print("\ngold (true) reward gained against d = √KL, R(d) = d (alpha - beta log d) "
+                  "fitted per run (medians over seeds):")
+            print_table(fits, list(fits[0]))
     print()
     for line in lines:
         print(line)
@@ -277,16 +292,24 @@ def cmd_sweep_report(args) -> int:
         check_folder(out, what="report folder")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if extra is not None:   # over-optimisation: gold against sqrt(KL), binned per config
+    written = [out / "figure.svg", out / "summary.csv"]
+    if extra is not None:   # over-optimisation: gold and proxy against sqrt(KL), binned
         from core.sweep_report import Series, binned, curves
 
-        gold = [Series(s.label, s.seed, *binned(s.x, s.y)) for s in extra["gold"]]
-        bands = curves(gold)
         xlabel = "d = √KL to the base model (nats^½)"
+        gold, proxy = ([Series(s.label, s.seed, *binned(s.x, s.y)) for s in extra[k]]
+                       for k in ("gold", "proxy"))
+        bands = curves(gold)
+        proxy_text = svg(curves(proxy), f"{info.name}: proxy (learned) reward", xlabel,
+                         "proxy reward", args.band)
+        atomic_write_text(out / "figure_proxy.svg", proxy_text)
+        written.append(out / "figure_proxy.svg")
+        if not args.no_png and svg_to_png(proxy_text, out / "figure_proxy.png"):
+            written.append(out / "figure_proxy.png")
+        title = f"{info.name}: gold (true) reward"
     else:
-        xlabel = "step"
-    text = svg(bands, f"{info.name}: {metric} (mean over seeds)", xlabel, metric, args.band)
-    written = [out / "figure.svg", out / "summary.csv"]
+        xlabel, title = "step", f"{info.name}: {metric} (mean over seeds)"
+    text = svg(bands, title, xlabel, metric, args.band)
     atomic_write_text(written[0], text)
     _write_csv(written[1], summary)
     if not args.no_png:

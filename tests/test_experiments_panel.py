@@ -102,3 +102,50 @@ def test_exports_png_svg_and_csv(panel, tmp_path):
     text = table.read_text().splitlines()
     assert text[0].startswith("config,seeds,final_mean")
     assert "high,1,2,1.41421,1,3,2" in text   # step 1: mean, sd, min, max, seeds
+
+
+def test_the_window_has_the_tab_and_lists_runs_another_process_writes(qtbot, tmp_path):
+    from PySide6.QtWidgets import QMenu
+
+    from explorer.main_window import MainWindow
+
+    win = MainWindow(data_dir=tmp_path, restore=False)
+    qtbot.addWidget(win)
+    win.show()
+    assert win.tabs.tabText(3) == "Experiments"
+    view = win.menuBar().findChild(QMenu, "viewMenu")
+    by_key = {a.shortcut().toString(): a.text() for a in view.actions()}
+    assert by_key["Ctrl+4"] == "&Experiments"
+    assert win.runs_panel.run_ids() == []
+    with RunStore(tmp_path) as writer:   # a sweep's driver in another process, say
+        sweep, runs = _sweep(writer)
+        _log(writer, runs["low", 0], [0.1])
+    win._poll_overlays()   # the window's 1 s timer
+    assert sorted(win.runs_panel.run_ids()) == sorted(runs.values())
+    win.tabs.setCurrentWidget(win.experiments)
+    win.experiments.poll()
+    assert win.experiments.sweep_id == sweep
+    win.close()
+
+
+def test_run_preset_starts_the_cli_sweep_in_its_own_process_and_stop_sends_sigterm(
+        panel, monkeypatch):
+    from PySide6.QtCore import QProcess
+
+    widget, store = panel
+    widget.set_store(store)
+    calls = []
+    monkeypatch.setattr(QProcess, "start", lambda self: calls.append(("start", self.program(),
+                                                                       self.arguments())))
+    monkeypatch.setattr(QProcess, "terminate", lambda self: calls.append(("terminate",)))
+    widget.preset.setCurrentText("overoptimisation")
+    widget.scale.setCurrentText("full")
+    widget.run_button.click()
+    (kind, program, args), = calls
+    assert args[:5] == ["-m", "explorer.app", "sweep", "overoptimisation", "--scale"]
+    assert args[5] == "full" and args[-2:] == ["--data-dir", str(store.data_dir)]
+    assert not widget.run_button.isEnabled() and widget.stop_button.isEnabled()
+    widget.stop_button.click()
+    assert calls[-1] == ("terminate",)
+    widget._process_ended(143, None)   # as the process reports when it has stopped
+    assert widget.run_button.isEnabled() and not widget.stop_button.isEnabled()

@@ -199,9 +199,27 @@ def test_kl_vs_clip_findings_follow_the_numbers():
 
 def test_rank_to_reward_findings_name_the_faster_route():
     spec = parse_spec("rank-to-reward")
-    lines = findings(spec, _summary([("ranks: fixed", [0.3, 0.3]),
-                                     ("reward model: bradley_terry", [0.6, 0.6])]))
-    assert any("a reward model learned fastest" in line for line in lines)
+    lines = findings(spec, _summary([("ranks: fixed", [0.3, 0.31]),
+                                     ("reward model: bradley_terry", [0.6, 0.61])]))
+    assert any("a reward model learned faster" in line for line in lines)
+    lines = findings(spec, _summary([("ranks: fixed", [0.6, 0.62]),
+                                     ("reward model: bradley_terry", [0.3, 0.31])]))
+    assert any("ranks used directly as rewards learned faster" in line for line in lines)
+    lines = findings(spec, _summary([("ranks: fixed", [0.2, 0.6]),
+                                     ("reward model: bradley_terry", [0.3, 0.5])]))
+    assert any("not told apart" in line for line in lines)
+
+
+def test_overoptimisation_findings_say_whether_the_gold_peak_moves_out():
+    spec = parse_spec("overoptimisation")
+    summary = _summary([("30 rankings, plain", [0.1]), ("100 rankings, plain", [0.2])])
+    out = findings(spec, summary, {"peaks": {"30 rankings, plain": 0.5,
+                                             "100 rankings, plain": 1.2,
+                                             "300 rankings, plain": 2.0}})
+    assert any("30: 0.50, 100: 1.20, 300: 2.00" in line and "moves out" in line for line in out)
+    back = findings(spec, summary, {"peaks": {"30 rankings, plain": 2.0,
+                                              "100 rankings, plain": 1.0}})
+    assert any("does not move out steadily" in line for line in back)
 
 
 # --- hand-made runs in the store, through the reader and the report command
