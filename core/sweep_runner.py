@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -208,10 +209,18 @@ class SweepRunner:
         if started_here:
             kwargs = dict(include_dashboard=False, log_to_driver=False,
                           configure_logging=False)
+            # Ray's init installs its own SIGTERM handler (it exits at once); the caller's
+            # handlers, which stop every trial after its step, are put back
+            main = threading.current_thread() is threading.main_thread()
+            saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} \
+                if main else {}
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:
                 ray.init(num_cpus=self.cpus, **kwargs)
+            for sig, handler in saved.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
         # each trial gets its share of the CPUs (the cluster's, with an address), as torch
         # threads and as Ray's CPU resource
         total = max(1, int(ray.cluster_resources().get("CPU", self.cpus)))
@@ -229,7 +238,7 @@ class SweepRunner:
         with tempfile.TemporaryDirectory(prefix="rlhfx-tune-") as scratch:
             tuner = tune.Tuner(
                 trainable, param_space={"trial": tune.grid_search(param)},
-                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+                tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=self.sweep_id, storage_path=scratch, verbose=0,
                     callbacks=[_Recorder(self, control)],

@@ -21,7 +21,7 @@ import time
 
 from core.config import FIELDS
 from explorer.cli_errors import UsageError
-from explorer.cli_output import ProgressLine, print_table
+from explorer.cli_output import ProgressLine, data_dir_flag, open_store, print_table
 
 # the README's table of columns a person reads first; `--all` or `--columns` for the rest
 METRIC_COLUMNS = ("reward/mean", "reward/true_mean", "kl/mean", "kl/beta", "loss/total",
@@ -93,20 +93,6 @@ def register(subparsers) -> None:
     register_sweep(subparsers, data_dir)
 
 
-def _store(args, read_only: bool = False):
-    from core.runs import RunStore
-    from core.storage import resolve_data_dir
-
-    return RunStore(resolve_data_dir(getattr(args, "data_dir", None), create=not read_only),
-                    read_only=read_only)
-
-
-def _data_dir_flag(args) -> str:
-    """` --data-dir DIR` when one was given, for the commands a message suggests."""
-    import shlex
-
-    value = getattr(args, "data_dir", None)
-    return f" --data-dir {shlex.quote(str(value))}" if value else ""
 
 
 def build_config(args):
@@ -170,7 +156,7 @@ def cmd_train(args) -> int:
         return 0
     plan = None
     if args.resume is not None:
-        store = _store(args)
+        store = open_store(args)
         plan = _plan_resume(args, store)
         cfg = plan.cfg
     else:
@@ -178,7 +164,7 @@ def cmd_train(args) -> int:
             raise UsageError(f"{'--from-step' if args.from_step is not None else '--yes'} goes "
                              "with --resume RUN_ID")
         cfg = build_config(args)   # bad settings are refused before any folder is made
-        store = _store(args)
+        store = open_store(args)
     control = RunControl(cfg)
     bar = None if args.quiet else ProgressLine(cfg.steps, first=plan.step if plan else 0)
 
@@ -204,7 +190,7 @@ def cmd_train(args) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     info = store.get_run(run_id)
-    where = _data_dir_flag(args)
+    where = data_dir_flag(args)
     if status == "diverged":
         print(f"run {run_id} {store.run_error(run_id)}; steps before it are saved, and the "
               f"last good checkpoint (see `rlhf-explorer metrics {run_id}{where}`)")
@@ -281,7 +267,7 @@ def cmd_pretrain(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    with _store(args, read_only=True) as store:
+    with open_store(args, read_only=True) as store:
         runs = store.list_runs()
         tags = store.run_tags()
         # a damaged run is listed, and says what is wrong; it never stops the list
@@ -310,7 +296,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_metrics(args) -> int:
-    with _store(args, read_only=True) as store:
+    with open_store(args, read_only=True) as store:
         columns, rows = store.metrics_table(args.run_id)
     if args.csv:
         writer = csv.writer(sys.stdout)

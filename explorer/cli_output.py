@@ -1,4 +1,5 @@
-"""What the CLI prints besides results: the progress line on stderr, and aligned tables."""
+"""What the CLI commands share besides their results: the progress line on stderr, aligned
+tables, the store a command opens and the `--data-dir` its messages repeat."""
 
 from __future__ import annotations
 
@@ -62,3 +63,20 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+
+
+def open_store(args, read_only: bool = False):
+    """The run store of `--data-dir` (or the default); read-only commands never write."""
+    from core.runs import RunStore
+    from core.storage import resolve_data_dir
+
+    return RunStore(resolve_data_dir(getattr(args, "data_dir", None), create=not read_only),
+                    read_only=read_only)
+
+
+def data_dir_flag(args) -> str:
+    """` --data-dir DIR` when one was given, for the commands a message suggests."""
+    import shlex
+
+    value = getattr(args, "data_dir", None)
+    return f" --data-dir {shlex.quote(str(value))}" if value else ""

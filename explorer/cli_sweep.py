@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from explorer.cli_errors import UsageError
-from explorer.cli_output import print_table
+from explorer.cli_output import data_dir_flag, open_store, print_table
 
 EPILOG = ("exit status: 0 every trial finished; 130 / 143 stopped by Ctrl-C / SIGTERM (each "
           "trial after its step, saved; finish with --resume); 3 some trial failed or diverged "
@@ -76,6 +76,8 @@ def register(subparsers, data_dir: dict) -> None:
 STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
+
+
 def _spec(args):
     from core.config import coerce
     from core.sweeps import parse_spec
@@ -103,14 +105,13 @@ def _spec(args):
 
 def cmd_sweep(args) -> int:
     from core.sweep_runner import SweepRunner
-    from explorer.cli import _store
 
     spec = _spec(args)   # every config checked before anything is made
     if args.cpus is not None and args.cpus < 1:
         raise UsageError(f"--cpus must be >= 1, got {args.cpus}")
     if args.address and args.cpus:
         raise UsageError("--cpus is for the local Ray; a cluster has its own")
-    store = _store(args)
+    store = open_store(args)
     display = None if args.quiet else SweepDisplay()
     runner = SweepRunner(store, spec, resume=args.resume, max_concurrent=args.max_concurrent,
                          address=args.address, cpus=args.cpus,
@@ -139,9 +140,7 @@ def cmd_sweep(args) -> int:
             display.close()
     progress = runner.progress()
     print(progress.line().replace("  ETA --:--", "").replace("  ETA 00:00", ""))
-    from explorer.cli import _data_dir_flag
-
-    where = _data_dir_flag(args)
+    where = data_dir_flag(args)
     print(f"see `rlhf-explorer sweep-report {runner.sweep_id}{where}`")
     if status == "stopped":
         print(f"finish it with `rlhf-explorer sweep --resume {runner.sweep_id}{where}`")
@@ -192,9 +191,7 @@ def _bar(t, width: int = 20) -> str:
 
 
 def cmd_sweeps(args) -> int:
-    from explorer.cli import _store
-
-    with _store(args, read_only=True) as store:
+    with open_store(args, read_only=True) as store:
         rows = []
         for s in store.list_sweeps():
             trials = store.trials(s.id)
@@ -258,9 +255,8 @@ def cmd_sweep_report(args) -> int:
     from core.storage import atomic_write_text
     from core.sweep_figure import svg
     from core.sweep_report import table_rows
-    from explorer.cli import _store
 
-    with _store(args, read_only=True) as store:
+    with open_store(args, read_only=True) as store:
         spec, metric, summary, lines, bands, extra = report(store, args.sweep_id, args.metric,
                                                             args.band)
         info = store.get_sweep(args.sweep_id)

@@ -51,7 +51,7 @@ def test_a_band_of_mean_and_sd_over_seeds_from_stored_runs(panel):
     _log(store, runs["low", 0], [0.5, 0.5, 0.5])
     widget.set_store(store)
     assert widget.sweep_id == sweep
-    assert widget.metric.currentText() == "reward/true_mean"
+    assert widget.metric_box.currentText() == "reward/true_mean"
     curves = _curves(widget)
     high = curves["high (n=2)"]
     x, y = high.getData()
@@ -68,7 +68,8 @@ def test_a_band_of_mean_and_sd_over_seeds_from_stored_runs(panel):
     # the summary table: one row per config, final mean ± sd
     cells = {widget.table.item(r, 0).text(): widget.table.item(r, 2).text()
              for r in range(widget.table.rowCount())}
-    assert cells["high"] == "+2.50 ± 1.41" and cells["low"].startswith("+0.50")
+    # final = mean of the last 10 steps: (1 + 3) / 2 over the two seeds
+    assert cells["high"] == "+2.00 ± 1.41" and cells["low"].startswith("+0.50")
     assert "Highest final reward/true_mean: high" in widget.findings.text()
 
 

@@ -90,7 +90,7 @@ def _wait_for_steps(data, at_least, timeout=180):
 @pytest.mark.parametrize("how", ["sigterm", "kill -9"])
 def test_a_stopped_or_killed_sweep_keeps_its_steps_and_resume_finishes_it(tmp_path, how):
     data = tmp_path / "data"
-    grid = _grid(tmp_path, "[grid]\nlr = [1e-4, 5e-5]\n", steps=100, every=2)
+    grid = _grid(tmp_path, "[grid]\nlr = [1e-4, 5e-5]\n", steps=40, every=2)
     proc = _sweep(str(grid), data=data)
     try:
         _wait_for_steps(data, 3)
@@ -109,7 +109,7 @@ def test_a_stopped_or_killed_sweep_keeps_its_steps_and_resume_finishes_it(tmp_pa
         assert sweep.status == "interrupted"
         assert {r.status for r in runs.values()} == {"interrupted"}
     stopped_at = {label: r.steps_done for label, r in runs.items()}
-    assert all(3 <= s < 100 for s in stopped_at.values())
+    assert all(3 <= s < 40 for s in stopped_at.values())
 
     proc = _sweep("--resume", sweep.id, data=data)
     out, err = proc.communicate(timeout=240)
@@ -119,9 +119,9 @@ def test_a_stopped_or_killed_sweep_keeps_its_steps_and_resume_finishes_it(tmp_pa
     assert {label: r.id for label, r in resumed.items()} == {l: r.id for l, r in runs.items()}
     with RunStore(data, read_only=True) as store:
         for run in resumed.values():
-            assert run.status == "finished" and run.steps_done == 100
+            assert run.status == "finished" and run.steps_done == 40
             steps, _ = store.metric_series(run.id, "reward/true_mean")
-            assert steps.tolist() == list(range(100))   # no gap, no step twice
+            assert steps.tolist() == list(range(40))   # no gap, no step twice
 
 
 def test_resume_refuses_a_sweep_that_is_running_or_unknown(tmp_path):

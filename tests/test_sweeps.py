@@ -45,7 +45,8 @@ def test_configs_listed_by_hand_join_the_grid():
 
 
 @pytest.mark.parametrize("data,words", [
-    ({"grid": {"learning_rate": [1e-4]}}, ["[grid] learning_rate", "unknown setting", "lr"]),
+    ({"grid": {"learning_rate": [1e-4]}}, ["[grid] learning_rate", "unknown setting"]),
+    ({"grid": {"clip_esp": [0.1]}}, ["did you mean clip_eps"]),
     ({"grid": {"lr": []}}, ["[grid] lr", "empty"]),
     ({"grid": {"clip_eps": [0.2, 9.0]}}, ["clip_eps=9", "[0.0001, 1.0]"]),
     ({"grid": {"lr": "fast"}}, ["[grid] lr", "list"]),
@@ -142,8 +143,9 @@ def test_summary_final_is_the_mean_of_the_last_ten_steps_over_seeds():
     assert a.start_mean == pytest.approx(0.0)
     assert b.final_mean == pytest.approx(np.linspace(0, 1, 20)[10:].mean())
     assert math.isnan(b.final_sd)                            # one seed: no spread
-    # steps to 0.9 with a 5-step mean: a reaches it at step 14 (steps 10..14 all >= 1)
-    assert a.steps_to_threshold == pytest.approx(14.0) and a.reached == 2
+    # steps to 0.9 with a 5-step mean: seed 0 at step 14 (steps 10..14 are all 1), seed 1 at
+    # step 11 ((0 + 0 + 0 + 3 + 3) / 5 = 1.2); the mean over the seeds that reached it
+    assert a.steps_to_threshold == pytest.approx(12.5) and a.reached == 2
 
 
 def test_steps_to_threshold_uses_a_five_step_mean():

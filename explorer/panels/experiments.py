@@ -80,9 +80,11 @@ class ExperimentsPanel(QWidget):
                                     "sweep --resume ID` finishes it")
         self.stop_button.clicked.connect(self.stop_sweep)
 
-        self.metric = QComboBox(objectName="sweepMetricBox")
-        self.metric.setMinimumContentsLength(18)
-        self.metric.currentTextChanged.connect(lambda _: self.redraw())
+        # not `self.metric`: PySide would take it for an override of QWidget.metric() and call
+        # it while painting
+        self.metric_box = QComboBox(objectName="sweepMetricBox")
+        self.metric_box.setMinimumContentsLength(18)
+        self.metric_box.currentTextChanged.connect(lambda _: self.redraw())
         self.band = QComboBox(objectName="sweepBandBox")
         self.band.addItems(list(BANDS))
         self.band.currentTextChanged.connect(lambda _: self.redraw())
@@ -107,12 +109,16 @@ class ExperimentsPanel(QWidget):
                              "kl-vs-clip` in a terminal; it appears as it lands.",
                              objectName="sweepStatus", wordWrap=True)
 
+        # the layout is the panel's before widgets go in, so each is parented as it is added
+        # (the labels made inline have no other owner)
+        layout = QVBoxLayout(self)
         top = QHBoxLayout()
+        layout.addLayout(top)
         for w in (QLabel("Preset"), self.preset, self.scale, self.run_button, self.stop_button):
             top.addWidget(w)
         top.addStretch(1)
         top.addWidget(QLabel("Metric"))
-        top.addWidget(self.metric)
+        top.addWidget(self.metric_box)
         top.addWidget(QLabel("Band"))
         top.addWidget(self.band)
         for b in exports:
@@ -134,8 +140,6 @@ class ExperimentsPanel(QWidget):
         split.addWidget(left)
         split.addWidget(right)
         split.setSizes([300, 900])
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
         layout.addWidget(split, 1)
         layout.addWidget(self.status)
 
@@ -192,12 +196,12 @@ class ExperimentsPanel(QWidget):
         self.sweep_id = sweep_id
         spec = self._spec()
         names = self._metric_names()
-        self.metric.blockSignals(True)
-        self.metric.clear()
-        self.metric.addItems(names or [spec.metric])
-        self.metric.setCurrentText(spec.metric if spec.metric in names or not names else
+        self.metric_box.blockSignals(True)
+        self.metric_box.clear()
+        self.metric_box.addItems(names or [spec.metric])
+        self.metric_box.setCurrentText(spec.metric if spec.metric in names or not names else
                                    names[0])
-        self.metric.blockSignals(False)
+        self.metric_box.blockSignals(False)
         for row in range(self.sweeps.rowCount()):
             if self.sweeps.item(row, 0).data(Qt.UserRole) == sweep_id:
                 self.sweeps.blockSignals(True)
@@ -217,7 +221,7 @@ class ExperimentsPanel(QWidget):
     def series(self) -> tuple[list[Series], bool]:
         """Each trial's metric, and whether any changed; a run is re-read only when its step
         count moved."""
-        metric = self.metric.currentText() or DEFAULT_METRIC
+        metric = self.metric_box.currentText() or DEFAULT_METRIC
         out, changed = [], False
         trials = self.store.trials(self.sweep_id)
         for t in trials:
@@ -268,7 +272,7 @@ class ExperimentsPanel(QWidget):
                                                                             style.BAND_ALPHA)))
             self.plot.plot(b.x, b.mean, pen=style.line_pen(color, 0),
                            name=f"{b.label} (n={int(b.n.max())})")
-        self.plot.setLabel("left", self.metric.currentText())
+        self.plot.setLabel("left", self.metric_box.currentText())
 
     def _fill_table(self, rows: list[dict]) -> None:
         cols = list(rows[0]) if rows else []
