@@ -1,16 +1,16 @@
 """How long a reward model from 30 rankings takes to train, in this tree or another checkout:
 
     git worktree add /tmp/before f6bbf88      # landed main before issue 16
-    farm-bench --vs '.venv/bin/python benchmarks/bench_rm_time.py /tmp/before' -- \
-        .venv/bin/python benchmarks/bench_rm_time.py .
+    /usr/bin/time -v .venv/bin/python benchmarks/bench_rm_time.py .          # and, in turn,
+    /usr/bin/time -v .venv/bin/python benchmarks/bench_rm_time.py /tmp/before
     .venv/bin/python benchmarks/bench_rm_time.py . --round   # + a round's retraining, timed
 
 Stores 30 groups of 4 base-model samples ranked by the simulated annotator (seed 0) and times
 `core.feedback.train_from_store` with the tree's defaults (150 updates; today a 5-member ensemble
 with negatives, standardised on base samples). --round then times what an iterated round does:
 60 more updates from the trained model on those rankings plus 8 new ones of 5 responses, and the
-standardisation again. The whole process is what farm-bench times; the script prints its own
-figures too.
+standardisation again. Time the whole process, alternating the two trees a few times; the
+script prints its own figures too.
 """
 
 import sys

@@ -125,18 +125,32 @@ def curves(series: list[Series]) -> list[Band]:
     return out
 
 
-def binned(x: np.ndarray, y: np.ndarray, bins: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) averaged in `bins` equal-width bins of x (for curves against sqrt(KL), whose x
-    differs from seed to seed)."""
+def binned(x: np.ndarray, y: np.ndarray, bins: int = 12,
+           edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(bin centres, mean y in each) over `bins` equal-width bins of x, or over `edges`; empty
+    bins are left out. For curves against sqrt(KL), whose x differs from seed to seed: bin every
+    seed of a config on the same edges (`common_edges`) so that their means line up."""
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    if x.size < 2:
-        return x, y
-    edges = np.linspace(x.min(), x.max(), bins + 1)
-    which = np.clip(np.digitize(x, edges) - 1, 0, bins - 1)
-    keep = [b for b in range(bins) if np.any(which == b)]
-    return (np.array([x[which == b].mean() for b in keep]),
-            np.array([y[which == b].mean() for b in keep]))
+    if edges is None:
+        if x.size < 2:
+            return x, y
+        edges = np.linspace(x.min(), x.max(), bins + 1)
+    which = np.clip(np.digitize(x, edges) - 1, 0, len(edges) - 2)
+    keep = [b for b in range(len(edges) - 1) if np.any(which == b)]
+    centres = (edges[:-1] + edges[1:]) / 2
+    return centres[keep], np.array([y[which == b].mean() for b in keep])
+
+
+def common_edges(series: list[Series], bins: int = 12) -> dict[str, np.ndarray]:
+    """Per config label, bin edges spanning every seed's x."""
+    out = {}
+    for label in dict.fromkeys(s.label for s in series):
+        xs = np.concatenate([s.x[np.isfinite(s.x)] for s in series if s.label == label])
+        if xs.size:
+            hi = xs.max() if xs.max() > xs.min() else xs.min() + 1.0
+            out[label] = np.linspace(xs.min(), hi, bins + 1)
+    return out
 
 
 # --- over-optimisation: R(d) = d (alpha - beta log d), Gao et al. 2022's best-of-n/RL form

@@ -234,9 +234,10 @@ def _overoptimisation(store, sweep_id: str, spec) -> dict:
     from core.sweep_runner import trial_series
 
     gold = trial_series(store, sweep_id, "reward/true_mean", x="sqrt_kl")
-    proxy = trial_series(store, sweep_id, "reward/rm_mean", x="sqrt_kl")
-    if not any(s.y.size for s in proxy):
-        proxy = trial_series(store, sweep_id, "reward/mean", x="sqrt_kl")
+    # the proxy is the reward model's score: before PaR's shaping where a run shapes it
+    shaped = trial_series(store, sweep_id, "reward/rm_mean", x="sqrt_kl")
+    raw = trial_series(store, sweep_id, "reward/mean", x="sqrt_kl")
+    proxy = [a if a.y.size else b for a, b in zip(shaped, raw, strict=True)]
     peaks, fits, seen = {}, {}, {}
     for label, _ in spec.configs:
         runs = [s for s in gold if s.label == label and s.y.size >= 5]
@@ -290,11 +291,12 @@ def cmd_sweep_report(args) -> int:
         raise UsageError(str(exc)) from None
     written = [out / "figure.svg", out / "summary.csv"]
     if extra is not None:   # over-optimisation: gold and proxy against sqrt(KL), binned
-        from core.sweep_report import Series, binned, curves
+        from core.sweep_report import Series, binned, common_edges, curves
 
         xlabel = "d = √KL to the base model (nats^½)"
-        gold, proxy = ([Series(s.label, s.seed, *binned(s.x, s.y)) for s in extra[k]]
-                       for k in ("gold", "proxy"))
+        edges = common_edges(extra["gold"])   # each config's seeds on the same bins
+        gold, proxy = ([Series(s.label, s.seed, *binned(s.x, s.y, edges=edges[s.label]))
+                        for s in extra[k] if s.label in edges] for k in ("gold", "proxy"))
         bands = curves(gold)
         proxy_text = svg(curves(proxy), f"{info.name}: proxy (learned) reward", xlabel,
                          "proxy reward", args.band)

@@ -329,3 +329,19 @@ def test_the_driver_records_what_trials_report(tmp_path):
         progress = runner.progress()
         assert progress.count("finished") == 1 and progress.count("failed") == 1
         assert "1/2 done, 0 running, 1 failed" in progress.line()
+
+
+def test_seeds_binned_on_common_edges_line_up_in_one_band():
+    from core.sweep_report import binned, common_edges
+
+    a = Series("c", 0, np.array([0.0, 0.5, 1.0, 1.5, 2.0]), np.array([1.0, 1.0, 2.0, 2.0, 3.0]))
+    b = Series("c", 1, np.array([0.2, 1.2, 3.8]), np.array([3.0, 4.0, 5.0]))
+    edges = common_edges([a, b], bins=4)["c"]
+    assert edges.tolist() == pytest.approx([0.0, 0.95, 1.9, 2.85, 3.8])
+    xa, ya = binned(a.x, a.y, edges=edges)
+    xb, yb = binned(b.x, b.y, edges=edges)
+    assert xa.tolist() == pytest.approx([0.475, 1.425, 2.375]) and ya.tolist() == [1.0, 2.0, 3.0]
+    assert xb.tolist() == pytest.approx([0.475, 1.425, 3.325]) and yb.tolist() == [3.0, 4.0, 5.0]
+    (band,) = curves([Series("c", 0, xa, ya), Series("c", 1, xb, yb)])
+    assert band.n.tolist() == [2, 2, 1, 1]            # the first two bins hold both seeds
+    assert band.mean.tolist()[:2] == [2.0, 3.0]

@@ -62,7 +62,10 @@ class ExperimentsPanel(QWidget):
         self.sweeps.setSelectionBehavior(QTableWidget.SelectRows)
         self.sweeps.setSelectionMode(QTableWidget.SingleSelection)
         self.sweeps.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.sweeps.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        header = self.sweeps.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.Stretch)
+        self.sweeps.setColumnHidden(3, True)   # the start time is in the status line and tooltip
         self.sweeps.itemSelectionChanged.connect(self._picked)
 
         self.preset = QComboBox(objectName="presetBox")
@@ -83,7 +86,7 @@ class ExperimentsPanel(QWidget):
         # not `self.metric`: PySide would take it for an override of QWidget.metric() and call
         # it while painting
         self.metric_box = QComboBox(objectName="sweepMetricBox")
-        self.metric_box.setMinimumContentsLength(18)
+        self.metric_box.setMinimumContentsLength(12)
         self.metric_box.currentTextChanged.connect(lambda _: self.redraw())
         self.band = QComboBox(objectName="sweepBandBox")
         self.band.addItems(list(BANDS))
@@ -98,7 +101,14 @@ class ExperimentsPanel(QWidget):
 
         self.plot = pg.PlotWidget(objectName="sweepPlot")
         self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.plot.addLegend(offset=(8, 8))
+        theme = style.theme_of(self)   # as the Watch tab's plots: the palette's colours
+        self.plot.setBackground(theme.base)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pg.mkPen(theme.muted))
+            axis.setTextPen(pg.mkPen(theme.text))
+            axis.enableAutoSIPrefix(False)   # "reward (x0.001)" reads worse than 0.4
+        self.plot.addLegend(offset=(8, 8), labelTextColor=theme.text)
         self.plot.setLabel("bottom", "step")
         self.table = QTableWidget(0, 0, objectName="sweepSummary")
         self.table.verticalHeader().hide()
@@ -109,37 +119,47 @@ class ExperimentsPanel(QWidget):
                              "kl-vs-clip` in a terminal; it appears as it lands.",
                              objectName="sweepStatus", wordWrap=True)
 
-        # the layout is the panel's before widgets go in, so each is parented as it is added
-        # (the labels made inline have no other owner)
         layout = QVBoxLayout(self)
-        top = QHBoxLayout()
-        layout.addLayout(top)
-        for w in (QLabel("Preset"), self.preset, self.scale, self.run_button, self.stop_button):
-            top.addWidget(w)
-        top.addStretch(1)
-        top.addWidget(QLabel("Metric"))
-        top.addWidget(self.metric_box)
-        top.addWidget(QLabel("Band"))
-        top.addWidget(self.band)
-        for b in exports:
-            top.addWidget(b)
+        # Two columns, each with its own controls, so that the tab fits a 1366 px screen: the
+        # sweeps and starting one on the left, the figure and its options on the right.
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(self.sweeps)
+        pick = QHBoxLayout()
+        lv.addLayout(pick)
+        pick.addWidget(self.preset, 1)
+        pick.addWidget(self.scale)
+        buttons = QHBoxLayout()
+        lv.addLayout(buttons)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.stop_button)
+        lv.addWidget(self.sweeps, 1)
+        figure = QWidget()
+        fv = QVBoxLayout(figure)
+        fv.setContentsMargins(0, 0, 0, 0)
+        options = QHBoxLayout()
+        fv.addLayout(options)
+        options.addWidget(QLabel("Metric"))
+        options.addWidget(self.metric_box, 1)
+        options.addWidget(QLabel("Band"))
+        options.addWidget(self.band)
+        for b in exports:
+            options.addWidget(b)
+        fv.addWidget(self.plot, 1)
         right = QSplitter(Qt.Vertical)
-        right.addWidget(self.plot)
+        right.addWidget(figure)
         bottom = QWidget()
         bv = QVBoxLayout(bottom)
         bv.setContentsMargins(0, 0, 0, 0)
         bv.addWidget(self.table, 1)
         bv.addWidget(self.findings)
         right.addWidget(bottom)
-        right.setSizes([420, 220])
+        right.setSizes([440, 220])
         split = QSplitter(Qt.Horizontal)
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([300, 900])
+        split.setStretchFactor(1, 1)
+        split.setSizes([280, 800])
         layout.addWidget(split, 1)
         layout.addWidget(self.status)
 
@@ -182,6 +202,7 @@ class ExperimentsPanel(QWidget):
                     if item.text() != text:
                         item.setText(text)
                     item.setData(Qt.UserRole, s.id)
+                    item.setToolTip(f"{s.id}\nstarted {s.created_at.replace('T', ' ')} UTC")
                 if s.id == self.sweep_id and not self.sweeps.selectedItems():
                     self.sweeps.selectRow(row)
         finally:
@@ -223,7 +244,9 @@ class ExperimentsPanel(QWidget):
         count moved."""
         metric = self.metric_box.currentText() or DEFAULT_METRIC
         out, changed = [], False
-        trials = self.store.trials(self.sweep_id)
+        order = {label: i for i, (label, _) in enumerate(self._spec().configs)}
+        trials = sorted(self.store.trials(self.sweep_id),   # the spec's order, as the report's
+                        key=lambda t: (order.get(t.label, len(order)), t.seed))
         for t in trials:
             key = (t.run.id, metric)
             cached = self._cache.get(key)
@@ -270,7 +293,8 @@ class ExperimentsPanel(QWidget):
                 self.plot.addItem(pg.FillBetweenItem(upper, lower,
                                                      brush=style.with_alpha(color,
                                                                             style.BAND_ALPHA)))
-            self.plot.plot(b.x, b.mean, pen=style.line_pen(color, 0),
+            # past the palette's colours, a dashed line tells a config from its colour twin
+            self.plot.plot(b.x, b.mean, pen=style.line_pen(color, i // len(style.RUN_PALETTE)),
                            name=f"{b.label} (n={int(b.n.max())})")
         self.plot.setLabel("left", self.metric_box.currentText())
 
