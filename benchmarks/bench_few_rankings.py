@@ -66,6 +66,9 @@ VARIANTS = {
     "all-no-par": {"rm_shaping": "none"},
     "all-no-kl-budget": GRPO_KL,
     "all-restart": {"feedback_restart": True},   # with --rounds: restart the policy each round
+    # with --rounds: each round widens the KL budget by 1 or 2 nats (kl_target_per_round)
+    "all-grow1": {"kl_target_per_round": 1.0},
+    "all-grow2": {"kl_target_per_round": 2.0},
     "all-min": {"rm_aggregate": "min"},
     "all-noscale": {"scale_rewards": "none"},
     # the search for the KL's place and size (single seeds; benchmarks/README.md)

@@ -143,6 +143,13 @@ class RunConfig:
                            group="kl")
     kl_interval: int = knob(2, "Apply the adaptive rule every N steps, to their mean KL.",
                             min=1, max=1000, group="kl")
+    # The more rankings a reward model has seen, the further from the base model it can be
+    # trusted (Gao et al. 2022; the overoptimisation preset's robust reward agrees): each round
+    # of feedback on the policy's own samples widens the KL budget.
+    kl_target_per_round: float = knob(
+        0.0, "Nats the adaptive rule's KL budget grows by with each feedback round (the budget "
+        "is kl_target + this x rounds done).", min=0.0, max=100.0, group="kl",
+        sources=("learned",), per_source={"learned": 0.0})
 
     # --- the trust region (the lecture's TRPO-style penalty; kl_penalty only)
     trust_beta: float = knob(1.0, "Starting weight of the trust-region penalty KL(pi_old || "
@@ -419,7 +426,8 @@ REMOVED = frozenset({"rm_epochs"})   # replaced by rm_steps (updates, not epochs
 # What a run saved before a knob existed did, where the knob's default does something else: a
 # resumed or reopened run goes on as it ran.
 BEFORE_KNOB = {"rm_members": 1, "rm_aggregate": "mean", "rm_negatives": 0.0,
-               "rm_shaping": "none", "feedback_pool": 1, "feedback_base_sample": False}
+               "rm_shaping": "none", "feedback_pool": 1, "feedback_base_sample": False,
+               "kl_target_per_round": 0.0}
 
 
 def field_info(name: str) -> dict:

@@ -155,7 +155,7 @@ class Trainer:
         if "beta" in pending:
             self.controller.beta = self.cfg.beta
         if "kl_target" in pending and hasattr(self.controller, "target"):
-            self.controller.target = self.cfg.kl_target
+            self.controller.target = self.kl_budget()
         self.objective.apply_live(pending)
         log.info("step %d: applied %s", self.step_index, pending)
         return [{"kind": "set", "step": self.step_index, "changes": dict(pending), "old": old}]
@@ -217,8 +217,14 @@ class Trainer:
         self.last_round_step = self.step_index
         if self.cfg.feedback_restart:
             self._restart_policy()
+        if hasattr(self.controller, "target"):
+            self.controller.target = self.kl_budget()
         events, old = self._round_out
         self._round_out = (events + [event], {**old, **metrics})
+
+    def kl_budget(self) -> float:
+        """The adaptive rule's KL target: kl_target, widened by each round of feedback."""
+        return self.cfg.kl_target + self.cfg.kl_target_per_round * self.rounds_done
 
     def _restart_policy(self) -> None:
         """`feedback_restart`: the policy, its optimiser's moments and β start again from the
