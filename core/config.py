@@ -149,7 +149,7 @@ class RunConfig:
     kl_target_per_round: float = knob(
         0.0, "Nats the adaptive rule's KL budget grows by with each feedback round (the budget "
         "is kl_target + this x rounds done).", min=0.0, max=100.0, group="kl",
-        sources=("learned",), per_source={"learned": 0.0})
+        sources=("learned",))
 
     # --- the trust region (the lecture's TRPO-style penalty; kl_penalty only)
     trust_beta: float = knob(1.0, "Starting weight of the trust-region penalty KL(pi_old || "
@@ -426,8 +426,7 @@ REMOVED = frozenset({"rm_epochs"})   # replaced by rm_steps (updates, not epochs
 # What a run saved before a knob existed did, where the knob's default does something else: a
 # resumed or reopened run goes on as it ran.
 BEFORE_KNOB = {"rm_members": 1, "rm_aggregate": "mean", "rm_negatives": 0.0,
-               "rm_shaping": "none", "feedback_pool": 1, "feedback_base_sample": False,
-               "kl_target_per_round": 0.0}
+               "rm_shaping": "none", "feedback_pool": 1, "feedback_base_sample": False}
 
 
 def field_info(name: str) -> dict:

@@ -313,3 +313,22 @@ def test_feedback_restart_starts_the_policy_again_from_the_base_model(saved_mode
                zip(trainer.policy.parameters(), trainer.reference.parameters(), strict=True))
     assert same == restart and trainer.rounds_done == 1
     trainer.step()   # and it trains on from there
+
+
+@needs_base
+def test_each_round_widens_the_kl_budget_by_kl_target_per_round(saved_model):
+    cfg = RunConfig.for_algo("grpo", reward_source="learned", reward_model="mine", steps=5,
+                             kl_controller="adaptive", kl_target=4.0, kl_target_per_round=1.5,
+                             **TINY)
+    trainer = Trainer(cfg, data_dir=saved_model)
+    assert trainer.controller.target == 4.0
+    trainer.step()
+    trainer.round_reason = "every"
+    trainer._feedback_round()
+    trainer._feedback_round()
+    assert trainer.rounds_done == 2 and trainer.controller.target == pytest.approx(7.0)
+    # a live edit of kl_target keeps the widening earned so far
+    trainer.control.request_changes(kl_target=5.0)
+    trainer._apply_pending()
+    assert trainer.controller.target == pytest.approx(8.0)
+    assert trainer.live_values()["kl_target"] == pytest.approx(8.0)
