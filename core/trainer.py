@@ -98,6 +98,7 @@ class Trainer:
             data_dir, restored=restore.reward_model(self) if restore else None,
             generator=self.generator, live=lambda: self.control.cfg)
         self.max_new_tokens = cfg.max_new_tokens or self.task.max_new_tokens
+        self.objective.setup(self)
         self._t0 = time.perf_counter()
         if restore is not None:
             restore.apply(self)
@@ -377,8 +378,11 @@ class Trainer:
                 order = torch.randperm(B, generator=self.generator, device=self.device)
                 minibatches, group = [batch.select(i) for i in order.chunk(cfg.minibatches)], 1
             for mb in minibatches:
-                out = self._forward(self.policy, mb, self.value_head is not None, group)
-                loss, metrics = self.objective.loss(out, mb, beta)
+                if self.objective.trains_on_rollout:
+                    out = self._forward(self.policy, mb, self.value_head is not None, group)
+                    loss, metrics = self.objective.loss(out, mb, beta)
+                else:   # its own data (DPO's rankings); the rollout is only watched
+                    out, (loss, metrics) = None, self.objective.data_loss(self, beta)
                 # An update already made this step means the weights are no longer step N-1's.
                 intact = count == 0
                 bad = nonfinite(loss.detach())
@@ -395,7 +399,7 @@ class Trainer:
                 if cfg.max_grad_norm > 0:
                     metrics["policy/grad_norm"] = norm
                 self.optimizer.step()
-                if entropy_first is None:
+                if entropy_first is None and out is not None:
                     entropy_first = float(masked_mean(out.entropy.detach(), mb.mask))
                 metrics["loss/total"] = loss.detach()
                 for k, v in metrics.items():
@@ -403,7 +407,8 @@ class Trainer:
                 count += 1
         check_params(self.step_index, self.params)
         out = {k: v / count for k, v in sums.items()}
-        out["policy/entropy"] = entropy_first
+        if entropy_first is not None:
+            out["policy/entropy"] = entropy_first
         return out
 
     # --- persistence

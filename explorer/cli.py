@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 
-from core.config import FIELDS
+from core.config import ALGOS, FIELDS
 from explorer.cli_errors import UsageError
 from explorer.cli_output import ProgressLine, data_dir_flag, open_store, print_table
 
@@ -126,7 +126,7 @@ def list_settings(cfg=None) -> str:
         value = getattr(cfg, name)
         limits = (f" one of {', '.join(info['choices'])}" if info["choices"] else
                   f" in [{info['min']}, {info['max']}]" if info["min"] is not None else "")
-        used = "" if len(info["algos"]) == 4 else f" ({', '.join(info['algos'])} only)"
+        used = "" if len(info["algos"]) == len(ALGOS) else f" ({', '.join(info['algos'])} only)"
         live = " [live]" if info["live"] else ""
         why = ""
         if value != info["default"]:

@@ -20,7 +20,7 @@ def test_defaults_are_valid_and_per_algo_defaults_apply():
 
 @pytest.mark.parametrize("field,value,words", [
     ("clip_eps", 5.0, ["clip_eps", "[0.0001, 1.0]"]),
-    ("algo", "dpo", ["algo", "reinforce", "grpo"]),
+    ("algo", "sft", ["algo", "reinforce", "grpo", "dpo"]),
     ("group_size", 1, ["group_size", "[2, 256]"]),
     ("lr", float("nan"), ["lr", "finite"]),
     ("steps", 2.5, ["steps", "int"]),

@@ -17,9 +17,10 @@ def documented() -> set[str]:
 
 
 @pytest.mark.skipif(not default_checkpoint("sentiment").exists(), reason="no base model")
-@pytest.mark.parametrize("algo", ["reinforce", "kl_penalty", "ppo", "grpo"])
+@pytest.mark.parametrize("algo", ["reinforce", "kl_penalty", "ppo", "grpo", "dpo"])
 def test_every_emitted_metric_is_documented(algo):
-    names = set(Trainer(RunConfig.for_algo(algo, **SMALL)).step().metrics)
+    few = {"dpo_rankings": 8, "rm_k": 3} if algo == "dpo" else {}   # DPO ranks at start
+    names = set(Trainer(RunConfig.for_algo(algo, **SMALL, **few)).step().metrics)
     missing = sorted(names - documented())
     assert not missing, f"add to docs/metrics.md: {missing}"
 

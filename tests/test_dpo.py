@@ -161,3 +161,88 @@ def test_a_few_steps_on_rankings_raise_the_implicit_accuracy(loss_type):
     # at the start the policy is the reference: every implicit reward is 0, no pair is right
     assert accuracies[0] == 0.0 and accuracies[-1] >= 0.9 and losses[-1] < losses[0]
     assert all(torch.equal(a, b) for a, b in zip(before, reference.parameters(), strict=True))
+
+
+# --- the objective in the trainer (`--algo dpo`)
+needs_base = pytest.mark.skipif(not default_checkpoint("sentiment").exists(),
+                                reason="no base model")
+SMALL = dict(prompts_per_step=2, group_size=2, threads=1, dpo_rankings=10, rm_k=3,
+             dpo_batch=4, steps=3)
+
+
+def _trainer(**kw):
+    from core.config import RunConfig
+    from core.trainer import Trainer
+
+    return Trainer(RunConfig.for_algo("dpo", **{**SMALL, **kw}))
+
+
+@needs_base
+def test_a_dpo_run_trains_on_rankings_and_watches_its_samples():
+    trainer = _trainer()
+    assert trainer.objective.name == "dpo" and not trainer.objective.trains_on_rollout
+    before = [p.clone() for p in trainer.policy.parameters()]
+    results = [trainer.step() for _ in range(3)]
+    first = results[0].metrics
+    # DPO's own metrics, and the rollout's, as for every objective (no entropy: no pass on it)
+    assert {"dpo/loss", "dpo/accuracy", "dpo/heldout_accuracy", "reward/true_mean",
+            "kl/mean"} <= set(first)
+    assert first["dpo/loss"] == pytest.approx(math.log(2), abs=1e-4) or \
+        trainer.cfg.dpo_loss != "sigmoid"   # the policy is the reference at step 0
+    assert "policy/entropy" not in first and results[0].samples
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters(),
+                                                       strict=True))
+    # the reference is the base model, untouched
+    assert all(not p.requires_grad for p in trainer.reference.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.reference.parameters(),
+                                                   strict=True))
+
+
+@needs_base
+def test_held_out_prompts_are_never_trained_on(monkeypatch):
+    from core.algorithms import dpo as module
+
+    trainer = _trainer(dpo_rankings=16)
+    obj = trainer.objective
+    train_prompts, held_prompts = {r.prompt for r in obj.train}, {r.prompt for r in obj.held}
+    assert held_prompts and not train_prompts & held_prompts
+    seen = []
+    real = module.pad_rankings
+
+    def spy(rankings):
+        seen.append({r.prompt for r in rankings})
+        return real(rankings)
+
+    monkeypatch.setattr(module, "pad_rankings", spy)
+    for _ in range(3):
+        trainer.objective.data_loss(trainer, 0.1)
+    # every batch is all training prompts or all held-out ones (the held-out measure, which
+    # trains nothing), and each of the 3 updates drew training prompts only
+    assert all(s <= train_prompts or s <= held_prompts for s in seen)
+    assert sum(s <= train_prompts for s in seen) == 3
+
+
+@needs_base
+def test_beta_reaches_the_loss_live(monkeypatch):
+    from core.algorithms import dpo as module
+
+    trainer = _trainer()
+    betas = []
+    real = module.dpo_loss
+    monkeypatch.setattr(module, "dpo_loss", lambda *a: betas.append(a[4]) or real(*a))
+    trainer.step()
+    trainer.control.request_changes(beta=0.37)
+    trainer.step()
+    assert betas[0] == pytest.approx(0.1) and betas[-1] == pytest.approx(0.37)
+
+
+@needs_base
+def test_stored_rankings_are_refused_in_one_line_when_there_are_none(tmp_path):
+    from core.config import RunConfig
+    from core.trainer import Trainer
+
+    cfg = RunConfig.for_algo("dpo", **SMALL, dpo_data="stored")
+    with pytest.raises(ValueError, match="no data folder"):
+        Trainer(cfg)
+    with pytest.raises(ValueError, match="no ranking with a strict preference.*Rank tab"):
+        Trainer(cfg, data_dir=tmp_path)

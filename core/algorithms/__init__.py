@@ -1,13 +1,14 @@
 """One objective per file; `make_objective` is the only place that maps a name to a class."""
 
 from core.algorithms.base import Objective, PolicyOutput, Rollout
+from core.algorithms.dpo import DPO
 from core.algorithms.grpo import GRPO
 from core.algorithms.kl_penalty import KLPenalty
 from core.algorithms.ppo import PPO
 from core.algorithms.reinforce import Reinforce
 
 OBJECTIVES: dict[str, type[Objective]] = {
-    cls.name: cls for cls in (Reinforce, KLPenalty, PPO, GRPO)
+    cls.name: cls for cls in (Reinforce, KLPenalty, PPO, GRPO, DPO)
 }
 
 

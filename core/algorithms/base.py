@@ -70,6 +70,9 @@ class Objective:
     needs_value_head = False
     #: the trainer scores the batch again after the update and calls after_update()
     measures_update = False
+    #: False: the objective trains on data of its own (`data_loss`: DPO's rankings), and the
+    #: step's rollout is only watched (rewards, KL, samples)
+    trains_on_rollout = True
 
     def __init__(self, cfg: RunConfig, live=None):
         """live: the run's RunControl (or anything with a `cfg`); the objective then reads the
@@ -95,6 +98,15 @@ class Objective:
     def loss(self, out: PolicyOutput, batch: Rollout,
              beta: float) -> tuple[Tensor, dict[str, Tensor]]:
         """(loss to minimise, metrics) on a minibatch. Metric names are slash-grouped."""
+        raise NotImplementedError
+
+    def setup(self, trainer) -> None:
+        """Called once the trainer has its models, task and data folder (and before a resume
+        applies its state): an objective that trains on data of its own gathers it here."""
+
+    def data_loss(self, trainer, beta: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """(loss, metrics) of one update on the objective's own data, when not
+        `trains_on_rollout`; the policy is `trainer.policy`, in train mode."""
         raise NotImplementedError
 
     def after_update(self, batch: Rollout, logp_new: Tensor) -> dict[str, float]:

@@ -20,6 +20,13 @@ Ties (stated, and tested):
   ranked k or worse). With no ties this is Plackett-Luce exactly; for two responses tied with
   each other it is log sigma(d) + log sigma(-d), which pulls their implicit rewards together.
 
+`DPO` is the objective (`--algo dpo`): it trains on rankings, chosen by `dpo_data` (simulated at
+start, or the data folder's, by source), with whole prompts held out. Each step still samples a
+batch from the policy, so the true reward, the KL to the reference and the samples are watched
+as for every objective; that batch trains nothing. beta is the trainer's (`beta`, live).
+Departure, stated: log pi is scored at temperature 1 (the model itself), whatever the sampling
+temperature.
+
 Everything here works on per-response *sequence* log-probabilities (sums over the response's
 tokens): `sequence_logps` computes them for (prompt, response) rows. The reference's log-probs
 are detached, so it never gets a gradient.
@@ -27,12 +34,18 @@ are detached, so it never gets a gradient.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.algorithms.base import Objective, Rollout
+from core.config import FIELDS
 from core.tensor_utils import Tensor
 
-LOSS_TYPES = ("sigmoid", "ipo", "plackett_luce")
+LOSS_TYPES = FIELDS["dpo_loss"].metadata["choices"]
+# held-out rankings: whole prompts, as the reward model holds them out (split_by_prompt)
+HOLDOUT = 0.2
+HELDOUT_EVERY = 10   # steps between measures of the held-out accuracy
 
 
 def ordered_pairs(ranks: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -123,3 +136,101 @@ def sequence_logps(model, prompts: list[str], texts: list[str], max_new_tokens: 
     ids, mask, start = encode_pairs(prompts, texts, max_new_tokens, device)
     logp = sequence_logprobs(model, ids, mask, start, temperature=temperature).logprobs
     return (logp * mask[:, start:]).sum(dim=-1)
+
+
+class DPO(Objective):
+    """Direct preference optimisation on rankings (module doc)."""
+
+    name = "dpo"
+    trains_on_rollout = False
+
+    def setup(self, trainer) -> None:
+        from core.reward_model import split_by_prompt
+
+        cfg = self.cfg
+        rankings = [r for r in self._rankings(trainer)
+                    if len(set(r.ranks)) > 1 and len(r.responses) >= 2]
+        if not rankings:
+            raise ValueError("DPO found no ranking with a strict preference for task "
+                             f"{cfg.task!r}; rank some in the Rank tab, import some "
+                             "(`rlhf-explorer rankings import`), or use dpo_data=simulated")
+        self.train, self.held = split_by_prompt(rankings, HOLDOUT,
+                                                np.random.default_rng(cfg.seed + 5))
+        self.max_new_tokens = trainer.max_new_tokens
+        # the reference never changes: its log-probs are computed once, here
+        self.train_ref = self._logps(trainer.reference, self.train)
+        self.held_ref = self._logps(trainer.reference, self.held)
+        self._held_at = -1
+
+    def _rankings(self, trainer):
+        cfg = self.cfg
+        if cfg.dpo_data == "stored":
+            from core.rankings import RankingStore
+
+            if trainer.data_dir is None:
+                raise ValueError("dpo_data=stored reads the data folder's rankings, and this "
+                                 "run has no data folder; use dpo_data=simulated")
+            sources = [x.strip() for x in cfg.dpo_sources.split(",") if x.strip()] or None
+            with RankingStore(trainer.data_dir, read_only=True) as store:
+                return [r.to_training() for r in store.list(task=cfg.task, sources=sources,
+                                                            rankable_only=True)]
+        from core.annotator import SimulatedAnnotator
+        from core.reward_model import collect_rankings
+
+        rng = np.random.default_rng(cfg.seed + 5)
+        annotator = SimulatedAnnotator(cfg.annotator_temperature, rng)
+        gen = torch.Generator(device=trainer.device).manual_seed(cfg.seed + 5)
+        return collect_rankings(trainer.reference, trainer.task, annotator, cfg.dpo_rankings,
+                                cfg.rm_k, trainer.max_new_tokens, rng, gen, cfg.temperature,
+                                trainer._setup_progress, min_new_tokens=cfg.min_new_tokens)
+
+    def _logps(self, model, rankings) -> list[Tensor]:
+        """Each ranking's responses' log pi (no grad), in chunks."""
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(rankings), 32):
+                chunk = rankings[start:start + 32]
+                prompts, texts, ranks, valid = pad_rankings(chunk)
+                logp = sequence_logps(model, prompts, texts, self.max_new_tokens).view(
+                    ranks.shape)
+                out += [logp[n, valid[n]] for n in range(len(chunk))]
+        return out
+
+    def prepare(self, batch: Rollout, beta: float) -> tuple[Rollout, dict[str, float]]:
+        return batch, {}   # the rollout is watched, not trained on
+
+    def data_loss(self, trainer, beta: float) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg = self.cfg
+        take = min(cfg.dpo_batch, len(self.train))
+        idx = trainer.rng.choice(len(self.train), size=take, replace=False)
+        batch = [self.train[i] for i in idx]
+        prompts, texts, ranks, valid = pad_rankings(batch)
+        logp = sequence_logps(trainer.policy, prompts, texts, self.max_new_tokens).view(
+            ranks.shape)
+        ref = torch.zeros_like(logp)
+        for n, i in enumerate(idx):
+            ref[n, valid[n]] = self.train_ref[i]
+        loss, metrics = dpo_loss(logp, ref, ranks, valid, beta, cfg.dpo_loss)
+        metrics["dpo/rankings"] = float(len(self.train))
+        if trainer.step_index % HELDOUT_EVERY == 0 and self._held_at != trainer.step_index:
+            self._held_at = trainer.step_index
+            metrics["dpo/heldout_accuracy"] = self.heldout_accuracy(trainer.policy, beta)
+        return loss, metrics
+
+    def heldout_accuracy(self, policy, beta: float) -> float:
+        """Share of the held-out rankings' ordered pairs the implicit reward orders right."""
+        if not self.held:
+            return float("nan")
+        was = policy.training
+        policy.eval()
+        logps = self._logps(policy, self.held)
+        policy.train(was)
+        hits = total = 0
+        for ranking, lp, lr in zip(self.held, logps, self.held_ref, strict=True):
+            r = beta * (lp - lr)
+            for i in range(len(ranking.ranks)):
+                for j in range(len(ranking.ranks)):
+                    if ranking.ranks[i] < ranking.ranks[j]:
+                        hits += int(r[i] > r[j])
+                        total += 1
+        return hits / total if total else float("nan")

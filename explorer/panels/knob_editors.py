@@ -44,19 +44,19 @@ _LABELS = {
     "grpo_std": "Group spread",
     "rm_k": "RM ranking size",
 }
-_WORDS = {"kl": "KL", "rm": "RM", "gae": "GAE", "grpo": "GRPO", "lr": "learning rate",
+_WORDS = {"kl": "KL", "rm": "RM", "gae": "GAE", "grpo": "GRPO", "dpo": "DPO", "lr": "learning rate",
           "eps": "ε", "beta": "β", "gamma": "γ", "lambda": "λ", "lam": "λ"}
 
 _CHOICE_TEXT = {
     "algo": {"reinforce": "REINFORCE", "kl_penalty": "KL-penalised", "ppo": "PPO",
-             "grpo": "GRPO"},
+             "grpo": "GRPO", "dpo": "DPO (on rankings)"},
     "reward_source": {"true": "True reward", "ranked": "Annotator ranks",
                       "learned": "Reward model"},
 }
 _CHOICE_WORDS = {"cpu": "CPU", "cuda": "CUDA", "bradley_terry": "Bradley–Terry",
                  "plackett_luce": "Plackett–Luce", "grpo": "GRPO", "bnpo": "BNPO",
                  "dr_grpo": "Dr. GRPO", "dapo": "DAPO", "leave_one_out": "Leave one out (RLOO)",
-                 "sequence": "Sequence (GSPO)"}
+                 "sequence": "Sequence (GSPO)", "ipo": "IPO", "sigmoid": "Sigmoid (DPO)"}
 
 
 def humanise(name: str) -> str:
