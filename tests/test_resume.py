@@ -23,6 +23,7 @@ CASES = {
     "grpo+learned": dict(reward_source="learned", rm_rankings=10, rm_steps=3, rm_k=3,
                          feedback_every=2, feedback_groups=2, rm_round_steps=2,
                          feedback_by="simulated"),           # the reward model, and rounds
+    "dpo": dict(dpo_rankings=8, rm_k=3, dpo_batch=3),         # rankings of its own, at start
 }
 UNTIMED = ("time_s", "perf/")
 
