@@ -250,6 +250,11 @@ class RunConfig:
     dpo_rankings: int = knob(300, "With dpo_data=simulated: how many rankings (of rm_k "
                              "responses) the annotator gives.", min=2, max=100_000,
                              algos=("dpo",), group="dpo")
+    dpo_negatives: float = knob(0.0, "Weight of 'negatives for free' in DPO: each update also "
+                                "prefers one response of each ranking to a mangled copy of it "
+                                "(a garbled or repeated word, the end cut off), with DPO's "
+                                "sigmoid loss; 0 = off.", min=0.0, max=100.0, live=True,
+                                algos=("dpo",), group="dpo")
     dpo_sources: str = knob("", "With dpo_data=stored: the ranking sources to train on, comma-"
                             "separated (person, simulated, imported, judge); empty = all.",
                             algos=("dpo",), group="dpo")

@@ -246,3 +246,27 @@ def test_stored_rankings_are_refused_in_one_line_when_there_are_none(tmp_path):
         Trainer(cfg)
     with pytest.raises(ValueError, match="no ranking with a strict preference.*Rank tab"):
         Trainer(cfg, data_dir=tmp_path)
+
+
+@needs_base
+def test_negatives_prefer_each_response_to_its_mangled_copy(monkeypatch):
+    from core.algorithms import dpo as module
+
+    trainer = _trainer(dpo_negatives=1.0)
+    seen = []
+    real = module.sequence_logps
+    monkeypatch.setattr(module, "sequence_logps", lambda m, p, t, n, *a: (
+        m is trainer.reference and seen.append(list(t))) or real(m, p, t, n, *a))
+    loss, metrics = trainer.objective.data_loss(trainer, 0.1)
+    (good_bad,) = seen             # the reference's one pass: responses, then their copies
+    half = len(good_bad) // 2
+    assert half >= 1 and all(g != b for g, b in zip(good_bad[:half], good_bad[half:],
+                                                     strict=True))
+    assert all(g in {x for r in trainer.objective.train for x in r.responses}
+               for g in good_bad[:half])
+    # at the start the policy is the reference: no pair is ordered yet, and the term is log 2
+    assert metrics["dpo/negatives_accuracy"] == 0.0
+    without = _trainer(dpo_negatives=0.0)
+    base_loss, _ = without.objective.data_loss(without, 0.1)
+    assert float(loss.detach()) == pytest.approx(float(base_loss.detach()) + math.log(2),
+                                                 abs=1e-4)

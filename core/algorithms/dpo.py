@@ -211,11 +211,35 @@ class DPO(Objective):
         for n, i in enumerate(idx):
             ref[n, valid[n]] = self.train_ref[i]
         loss, metrics = dpo_loss(logp, ref, ranks, valid, beta, cfg.dpo_loss)
+        if cfg.dpo_negatives > 0:
+            negative, accuracy = self.negatives_loss(trainer, batch, beta)
+            loss = loss + cfg.dpo_negatives * negative
+            metrics["dpo/negatives_accuracy"] = accuracy
         metrics["dpo/rankings"] = float(len(self.train))
         if trainer.step_index % HELDOUT_EVERY == 0 and self._held_at != trainer.step_index:
             self._held_at = trainer.step_index
             metrics["dpo/heldout_accuracy"] = self.heldout_accuracy(trainer.policy, beta)
         return loss, metrics
+
+    def negatives_loss(self, trainer, batch, beta: float) -> tuple[Tensor, float]:
+        """Negatives for free (core/negatives.py, as the reward model's): one response of each
+        ranking preferred to a mangled copy of it, with DPO's sigmoid loss, whatever dpo_loss
+        is; and the share of those pairs the implicit reward orders right."""
+        from core.negatives import negative_pairs
+
+        rng = trainer.rng
+        chosen = [(r.prompt, r.responses[int(rng.integers(len(r.responses)))]) for r in batch]
+        pairs = negative_pairs(chosen, 1, rng)
+        if not pairs:
+            return torch.zeros((), device=trainer.device), float("nan")
+        prompts = [p for p, _, _ in pairs] * 2
+        texts = [good for _, good, _ in pairs] + [bad for _, _, bad in pairs]
+        logp = sequence_logps(trainer.policy, prompts, texts, self.max_new_tokens).view(2, -1)
+        with torch.no_grad():
+            ref = sequence_logps(trainer.reference, prompts, texts, self.max_new_tokens)
+        h = logp - ref.view(2, -1)            # log pi / pi_ref of the response, then the copy
+        margin = beta * (h[0] - h[1])
+        return -F.logsigmoid(margin).mean(), float((margin > 0).float().mean())
 
     def heldout_accuracy(self, policy, beta: float) -> float:
         """Share of the held-out rankings' ordered pairs the implicit reward orders right."""
