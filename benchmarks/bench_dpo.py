@@ -28,12 +28,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import judges  # noqa: E402
-from bench_few_rankings import _texts  # noqa: E402
+from bench_few_rankings import _texts, store_rankings  # noqa: E402
 
 from core.checkpoints import load_checkpoint  # noqa: E402
 from core.config import RunConfig, coerce  # noqa: E402
-from core.feedback import sample_groups  # noqa: E402
-from core.rankings import RankingStore  # noqa: E402
 from core.runs import RunStore  # noqa: E402
 from core.session import train_and_record  # noqa: E402
 from core.tasks import get_task  # noqa: E402
@@ -53,14 +51,7 @@ def evaluate(judge, policy, base, task, seed, n_prompts=200):
 
 def one(args, judge, seed, loss, task, base, extra):
     with tempfile.TemporaryDirectory() as d:
-        rng = np.random.default_rng(seed)
-        groups = sample_groups(base, task, task.sample_prompts(30, rng), 4, task.max_new_tokens,
-                               1.0, torch.Generator().manual_seed(seed), "base")
-        with RankingStore(d) as store:
-            for g in groups:
-                store.add(task.name, g.prompt, g.responses,
-                          judges.rank(judge, g.prompt, g.responses, rng), "imported", "base",
-                          true=g.true)
+        store_rankings(d, judge, seed, task, base)   # the reward-model route's very rankings
         cfg = RunConfig.for_algo("dpo", task=task.name, dpo_data="stored", dpo_loss=loss,
                                  steps=args.steps, seed=seed, threads=args.threads,
                                  checkpoint_every=0, **extra)

@@ -112,16 +112,22 @@ def evaluate(judge, policy, base, rm, cfg, task, seed, n_prompts=200, n_best=8):
     return win, real, bo, true
 
 
+def store_rankings(folder, judge, seed, task, base, n=30, k=4) -> None:
+    """n groups of k base-model samples, ranked by `judge` and stored in `folder` as imported
+    rankings: the person's 30 rankings of the goals (bench_dpo.py trains on the same ones)."""
+    rng = np.random.default_rng(seed)
+    groups = sample_groups(base, task, task.sample_prompts(n, rng), k, task.max_new_tokens,
+                           1.0, torch.Generator().manual_seed(seed), "base")
+    with RankingStore(folder) as store:
+        for g in groups:
+            store.add(task.name, g.prompt, g.responses,
+                      judges.rank(judge, g.prompt, g.responses, rng), "imported", "base",
+                      true=g.true)
+
+
 def one(args, judge, seed, variant, overrides, task, base):
     with tempfile.TemporaryDirectory() as d:
-        rng = np.random.default_rng(seed)
-        groups = sample_groups(base, task, task.sample_prompts(30, rng), 4, task.max_new_tokens,
-                               1.0, torch.Generator().manual_seed(seed), "base")
-        with RankingStore(d) as store:
-            for g in groups:
-                store.add(task.name, g.prompt, g.responses,
-                          judges.rank(judge, g.prompt, g.responses, rng), "imported", "base",
-                          true=g.true)
+        store_rankings(d, judge, seed, task, base)
         cfg = RunConfig.for_algo(args.algo, task=task.name, reward_source="learned",
                                  reward_model="mine", steps=args.steps, seed=seed, **overrides)
         t0 = time.perf_counter()

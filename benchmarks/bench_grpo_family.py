@@ -20,15 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_curves import mean_sd, run, time_to  # noqa: E402
 
-VARIANTS: dict[str, dict] = {
-    "grpo": {},                                                     # DeepSeekMath
-    "bnpo": {"loss_type": "bnpo"},
-    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},   # Dr. GRPO
-    "dapo": {"loss_type": "dapo"},                                  # token-level, clip-higher
-    "batch_scale": {"scale_rewards": "batch"},                      # PPO-Lite's scaling
-    "rloo": {"group_baseline": "leave_one_out", "scale_rewards": "none"},
-    "gspo": {"importance_sampling": "sequence", "clip_eps": 3e-4, "clip_eps_high": 4e-4},
-}
+from core.sweeps import GRPO_FAMILY  # noqa: E402
+
+# one list of the variants, which the grpo-family preset sweeps too
+VARIANTS: dict[str, dict] = GRPO_FAMILY
 WINDOWS = ((0, 10), (40, 50), (90, 100), (130, 150))
 
 

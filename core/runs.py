@@ -70,6 +70,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", str(text).lower()).strip("_") or "x"
 
 
+def _free_id(conn: sqlite3.Connection, table: str, prefix: str) -> str:
+    """`prefix` plus a random suffix no row of `table` has (call it holding the write lock)."""
+    new = f"{prefix}-{secrets.token_hex(2)}"
+    while conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (new,)).fetchone():
+        new = f"{prefix}-{secrets.token_hex(2)}"
+    return new
+
+
 def _as_float(key: object, value: object) -> float:
     if not isinstance(key, str) or not key:
         raise ValueError(f"metric names must be non-empty strings, got {key!r}")
@@ -234,9 +242,7 @@ class RunStore(RunReader):
             raise ValueError(f"run config is not JSON-serialisable: {exc}") from exc
         prefix = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(algo)}-{_slug(task)}"
         with self._tx() as conn:  # holding the write lock, so a free id stays free
-            run_id = f"{prefix}-{secrets.token_hex(2)}"
-            while conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
-                run_id = f"{prefix}-{secrets.token_hex(2)}"
+            run_id = _free_id(conn, "runs", prefix)
             # The lock exists before the row does: no open can see this run 'running' unlocked.
             self.hold(run_id)
             conn.execute("INSERT INTO runs (id, created_at, updated_at, task, algo, reward_source,"
@@ -329,9 +335,7 @@ class RunStore(RunReader):
         this process holds its lock (`sweeps/<id>/.lock`) until `finish_sweep`."""
         prefix = f"{time.strftime('%Y%m%d-%H%M%S')}-{_slug(name)}"
         with self._tx() as conn:
-            sweep_id = f"{prefix}-{secrets.token_hex(2)}"
-            while conn.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone():
-                sweep_id = f"{prefix}-{secrets.token_hex(2)}"
+            sweep_id = _free_id(conn, "sweeps", prefix)
             self.hold_sweep(sweep_id)
             conn.execute("INSERT INTO sweeps (id, created_at, name, spec_json, status, updated_at)"
                          " VALUES (?, ?, ?, ?, 'running', ?)",
@@ -349,11 +353,9 @@ class RunStore(RunReader):
         """Mark `run_id` as the trial (`label`, `seed`) of `sweep_id` (replacing an older run
         of that trial, which stays in the store untagged)."""
         with self._tx() as conn:
-            sweep_key = self._sweep_key(sweep_id)
-            conn.execute("DELETE FROM sweep_runs WHERE sweep_key = ? AND label = ? AND seed = ?",
-                         (sweep_key, label, int(seed)))
+            # (sweep, label, seed) is the key: a newer run of the trial replaces the older's tag
             conn.execute("INSERT OR REPLACE INTO sweep_runs VALUES (?, ?, ?, ?)",
-                         (sweep_key, self._key(run_id), label, int(seed)))
+                         (self._sweep_key(sweep_id), self._key(run_id), label, int(seed)))
 
     def finish_sweep(self, sweep_id: str, status: str) -> None:
         with self._tx() as conn:

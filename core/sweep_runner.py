@@ -124,7 +124,6 @@ class SweepRunner:
         self.max_concurrent = max_concurrent
         self.plan = self._plan()
         self._stop = threading.Event()
-        self.stop_reason: str | None = None
         self._t0 = time.perf_counter()
 
     # --- planning
@@ -152,7 +151,8 @@ class SweepRunner:
 
     def request_stop(self, reason: str = "stopped") -> None:
         """Every running trial stops after its step, saved; trials not started never start."""
-        self.stop_reason = self.stop_reason or reason
+        if not self._stop.is_set():
+            log.info("sweep %s: stopping every trial after its step (%s)", self.sweep_id, reason)
         self._stop.set()
 
     @property

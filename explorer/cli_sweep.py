@@ -210,7 +210,7 @@ def cmd_sweeps(args) -> int:
     return 0
 
 
-def report(store, sweep_id: str, metric: str | None = None, band: str = "sd"):
+def report(store, sweep_id: str, metric: str | None = None):
     """(spec, summary, findings, bands) of a sweep, from what the store holds now."""
     from core.sweep_report import curves, findings, summarise
     from core.sweep_runner import trial_series
@@ -258,8 +258,7 @@ def cmd_sweep_report(args) -> int:
     from core.sweep_report import table_rows
 
     with open_store(args, read_only=True) as store:
-        spec, metric, summary, lines, bands, extra = report(store, args.sweep_id, args.metric,
-                                                            args.band)
+        spec, metric, summary, lines, bands, extra = report(store, args.sweep_id, args.metric)
         info = store.get_sweep(args.sweep_id)
         out = Path(args.out).expanduser() if args.out else store.sweep_dir(args.sweep_id) / \
             "report"
@@ -347,12 +346,15 @@ def svg_to_png(text: str, path: Path) -> bool:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
         from PySide6.QtCore import QByteArray
-        from PySide6.QtGui import QGuiApplication, QImage, QPainter
+        from PySide6.QtGui import QImage, QPainter
         from PySide6.QtSvg import QSvgRenderer
+        from PySide6.QtWidgets import QApplication
     except ImportError as exc:
         print(f"no PNG: Qt is not available ({exc}); the SVG is written", file=sys.stderr)
         return False
-    app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841  (fonts need it)
+    # fonts need an application; a QApplication (not a bare QGuiApplication), so that a window
+    # made later in the same process (the tests, a script) can still have widgets
+    app = QApplication.instance() or QApplication([])  # noqa: F841
     renderer = QSvgRenderer(QByteArray(text.encode()))
     size = renderer.defaultSize()
     image = QImage(size.width() * 2, size.height() * 2, QImage.Format_ARGB32)

@@ -345,3 +345,15 @@ def test_seeds_binned_on_common_edges_line_up_in_one_band():
     (band,) = curves([Series("c", 0, xa, ya), Series("c", 1, xb, yb)])
     assert band.n.tolist() == [2, 2, 1, 1]            # the first two bins hold both seeds
     assert band.mean.tolist()[:2] == [2.0, 3.0]
+
+
+def test_a_newer_run_of_a_trial_takes_its_tag_and_the_older_run_stays(tmp_path):
+    with RunStore(tmp_path) as store:
+        sweep = store.create_sweep("x", SweepSpec("x", (("a", {}),)).to_json())
+        old = store.create_run({}, "sentiment", "grpo", "true")
+        new = store.create_run({}, "sentiment", "grpo", "true")
+        store.tag_run(sweep, old, "a", 0)
+        store.tag_run(sweep, new, "a", 0)
+        assert [t.run.id for t in store.trials(sweep)] == [new]
+        assert {r.id for r in store.list_runs()} == {old, new}
+        assert old not in store.run_tags()
