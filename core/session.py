@@ -46,6 +46,9 @@ def preflight(cfg: RunConfig, store: RunStore) -> None:
                          f"`rlhf-explorer pretrain --task {cfg.task}`" if not base.exists() else
                          f"the base model {base} is not a file; give a .safetensors checkpoint")
     load_checkpoint(base)   # 50 ms: a file that is not our model is refused now, with no run
+    from core.algorithms.dpo import check_stored
+
+    check_stored(cfg, store.data_dir)   # DPO on stored rankings, with none stored
     if cfg.reward_model:   # missing, damaged, or trained for another task
         from core.reward_model_store import load_reward_model
 

@@ -270,3 +270,16 @@ def test_negatives_prefer_each_response_to_its_mangled_copy(monkeypatch):
     base_loss, _ = without.objective.data_loss(without, 0.1)
     assert float(loss.detach()) == pytest.approx(float(base_loss.detach()) + math.log(2),
                                                  abs=1e-4)
+
+
+@needs_base
+def test_dpo_on_no_stored_rankings_is_refused_before_a_run_exists(tmp_path, capsys):
+    from core.runs import RunStore
+    from explorer.app import main
+
+    assert main(["train", "--algo", "dpo", "--set", "dpo_data=stored", "--steps", "2",
+                 "--data-dir", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no ranking with a strict preference" in err and len(err.strip().splitlines()) == 1
+    with RunStore(tmp_path, read_only=True) as store:
+        assert store.list_runs() == []

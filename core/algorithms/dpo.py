@@ -138,6 +138,34 @@ def sequence_logps(model, prompts: list[str], texts: list[str], max_new_tokens: 
     return (logp * mask[:, start:]).sum(dim=-1)
 
 
+_NONE = ("DPO found no ranking with a strict preference for task {task!r}; rank some in the "
+         "Rank tab, import some (`rlhf-explorer rankings import`), or use dpo_data=simulated")
+
+
+def _strict(rankings) -> list:
+    return [r for r in rankings if len(set(r.ranks)) > 1 and len(r.responses) >= 2]
+
+
+def stored_rankings(cfg, data_dir) -> list:
+    """The data folder's rankings of cfg.task from cfg.dpo_sources (all when empty)."""
+    from core.rankings import RankingStore
+
+    if data_dir is None:
+        raise ValueError("dpo_data=stored reads the data folder's rankings, and this run has no "
+                         "data folder; use dpo_data=simulated")
+    sources = [x.strip() for x in cfg.dpo_sources.split(",") if x.strip()] or None
+    with RankingStore(data_dir, read_only=True) as store:
+        return [r.to_training() for r in store.list(task=cfg.task, sources=sources,
+                                                    rankable_only=True)]
+
+
+def check_stored(cfg, data_dir) -> None:
+    """Refuse, before a run exists, a DPO run on stored rankings when there are none to use."""
+    if cfg.algo == "dpo" and cfg.dpo_data == "stored" and \
+            not _strict(stored_rankings(cfg, data_dir)):
+        raise ValueError(_NONE.format(task=cfg.task))
+
+
 class DPO(Objective):
     """Direct preference optimisation on rankings (module doc)."""
 
@@ -148,12 +176,11 @@ class DPO(Objective):
         from core.reward_model import split_by_prompt
 
         cfg = self.cfg
-        rankings = [r for r in self._rankings(trainer)
-                    if len(set(r.ranks)) > 1 and len(r.responses) >= 2]
+        rankings = (stored_rankings(cfg, trainer.data_dir) if cfg.dpo_data == "stored" else
+                    self._simulated(trainer))
+        rankings = _strict(rankings)
         if not rankings:
-            raise ValueError("DPO found no ranking with a strict preference for task "
-                             f"{cfg.task!r}; rank some in the Rank tab, import some "
-                             "(`rlhf-explorer rankings import`), or use dpo_data=simulated")
+            raise ValueError(_NONE.format(task=cfg.task))
         self.train, self.held = split_by_prompt(rankings, HOLDOUT,
                                                 np.random.default_rng(cfg.seed + 5))
         self.max_new_tokens = trainer.max_new_tokens
@@ -162,21 +189,11 @@ class DPO(Objective):
         self.held_ref = self._logps(trainer.reference, self.held)
         self._held_at = -1
 
-    def _rankings(self, trainer):
-        cfg = self.cfg
-        if cfg.dpo_data == "stored":
-            from core.rankings import RankingStore
-
-            if trainer.data_dir is None:
-                raise ValueError("dpo_data=stored reads the data folder's rankings, and this "
-                                 "run has no data folder; use dpo_data=simulated")
-            sources = [x.strip() for x in cfg.dpo_sources.split(",") if x.strip()] or None
-            with RankingStore(trainer.data_dir, read_only=True) as store:
-                return [r.to_training() for r in store.list(task=cfg.task, sources=sources,
-                                                            rankable_only=True)]
+    def _simulated(self, trainer):
         from core.annotator import SimulatedAnnotator
         from core.reward_model import collect_rankings
 
+        cfg = self.cfg
         rng = np.random.default_rng(cfg.seed + 5)
         annotator = SimulatedAnnotator(cfg.annotator_temperature, rng)
         gen = torch.Generator(device=trainer.device).manual_seed(cfg.seed + 5)
