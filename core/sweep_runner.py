@@ -256,8 +256,9 @@ class SweepRunner:
         if item.run_id is None:
             item.run_id = self.store.create_run(item.cfg.to_dict(), item.cfg.task, item.cfg.algo,
                                                 item.cfg.reward_source,
-                                                name=f"{self.spec.name}: {item.label} "
-                                                     f"· seed {item.seed}")
+                                                # the label first: a list elides the middle
+                                                name=f"{item.label} · seed {item.seed} "
+                                                     f"[{self.spec.name}]")
             self.store.tag_run(self.sweep_id, item.run_id, item.label, item.seed)
         else:
             self.store.reopen_run(item.run_id, item.from_step, item.cfg.to_dict())

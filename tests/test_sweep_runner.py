@@ -71,7 +71,7 @@ def test_two_trials_on_local_ray_are_recorded_and_a_crash_fails_only_its_trial(t
         # and Resume works on it as on any run: its stored state loads
         plan = plan_resume(store, ok.id, steps=5)
         assert plan.step == 3 and plan.state is not None and plan.cfg.steps == 5
-        assert store.get_run(ok.id).name.startswith("smoke: device=cpu")
+        assert store.get_run(ok.id).name == "device=cpu · seed 0 [smoke]"
 
 
 def _wait_for_steps(data, at_least, timeout=180):
