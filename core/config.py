@@ -13,24 +13,30 @@ from pathlib import Path
 from typing import Any
 
 ALGOS = ("reinforce", "kl_penalty", "ppo", "grpo", "dpo")
+# Objectives that learn from rounds of rankings themselves, whatever the reward source (online
+# DPO: `Objective.round_learner`); the round knobs apply to them too.
+ROUND_LEARNERS = ("dpo",)
 REWARD_SOURCES = ("true", "ranked", "learned")
 ALL = ALGOS
 
 
 def knob(default, help: str, *, min=None, max=None, choices=None, algos=ALL, sources=None,
-         live: bool = False, group: str = "general", per_algo: dict | None = None,
-         per_task: dict | None = None, per_source: dict | None = None):
+         any_source: tuple = (), live: bool = False, group: str = "general",
+         per_algo: dict | None = None, per_task: dict | None = None,
+         per_source: dict | None = None):
     """A dataclass field carrying its own documentation and limits.
 
     algos: objectives that use it (the GUI hides it for others); sources: reward sources that use
-    it (None = all); live: may be changed while a run goes (applied at the next step);
+    it (None = all); any_source: objectives that use it whatever the reward source (DPO learns
+    from rounds of rankings itself, with no reward model); live: may be changed while a run goes
+    (applied at the next step);
     per_algo / per_source / per_task: a different default for some objectives, reward sources or
     tasks (`RunConfig.for_algo`; a source's default wins over an objective's, a task's over
     both). A per_source value may itself be a dict by objective ({"learned": {"grpo": 2.0}}).
     """
     meta = dict(help=help, min=min, max=max, choices=choices, algos=tuple(algos),
-                sources=sources, live=live, group=group, per_algo=per_algo or {},
-                per_task=per_task or {}, per_source=per_source or {})
+                sources=sources, any_source=tuple(any_source), live=live, group=group,
+                per_algo=per_algo or {}, per_task=per_task or {}, per_source=per_source or {})
     return field(default=default, metadata=meta)
 
 
@@ -272,7 +278,7 @@ class RunConfig:
     rm_rankings: int = knob(500, "Annotator rankings the reward model is trained on.", min=10,
                             max=100_000, sources=("learned",), group="rewards")
     rm_k: int = knob(4, "Completions per ranking for the reward model's data.", min=2,
-                     max=16, sources=("learned",), group="rewards")
+                     max=16, sources=("learned",), any_source=ROUND_LEARNERS, group="rewards")
     rm_loss: str = knob("bradley_terry", "Reward-model loss: Bradley-Terry on all pairs of each "
                         "ranking, or Plackett-Luce on whole rankings.",
                         choices=("bradley_terry", "plackett_luce"), sources=("learned",),
@@ -285,26 +291,30 @@ class RunConfig:
                              group="rewards")
     feedback_every: int = knob(0, "Iterated RLHF: every N steps, rank feedback_groups groups from "
                                "the current policy and update the reward model on every ranking "
-                               "so far (0 = off).", min=0, max=100_000, sources=("learned",),
+                               "so far (0 = off).", min=0, max=100_000,
+                               sources=("learned",), any_source=ROUND_LEARNERS,
                                group="rewards")
     feedback_groups: int = knob(8, "Groups (of rm_k responses) to rank in each round.", min=1,
-                                max=64, sources=("learned",), group="rewards")
+                                max=64,
+                                sources=("learned",), any_source=ROUND_LEARNERS, group="rewards")
     feedback_by: str = knob("simulated", "Who ranks in a round: the simulated annotator, a "
                             "person in the window's Rank tab, or a program (feedback_command).",
                             choices=("simulated", "person", "command"),
-                            sources=("learned",), group="rewards")
+                            sources=("learned",), any_source=ROUND_LEARNERS, group="rewards")
     feedback_command: str = knob("", "The judge program for feedback_by=command: a shell "
                                  "command that reads the groups as JSONL on stdin and writes one "
                                  "ranking per line on stdout (docs/human_feedback.md).",
-                                 sources=("learned",), group="rewards")
+                                 sources=("learned",), any_source=ROUND_LEARNERS, group="rewards")
     feedback_timeout: float = knob(120.0, "Seconds a judge program may take for one round.",
-                                   min=1.0, max=86_400.0, sources=("learned",), group="rewards")
+                                   min=1.0, max=86_400.0,
+                                   sources=("learned",), any_source=ROUND_LEARNERS, group="rewards")
     feedback_unsure: float = knob(0.0, "Also ask for a round when the reward model's members "
                                   "disagree this many times more on the policy's samples than "
                                   "on the base model's (rm/disagreement_ratio); 0 = off.",
                                   min=0.0, max=100.0, sources=("learned",), group="rewards")
     feedback_max_rounds: int = knob(0, "Most rounds in a run (0 = no limit).", min=0,
-                                    max=10_000, sources=("learned",), group="rewards")
+                                    max=10_000, sources=("learned",),
+                                    any_source=ROUND_LEARNERS, group="rewards")
     feedback_pool: int = knob(4, "A round samples this many times feedback_groups groups and "
                               "asks about those the members disagree on most (1 = at random).",
                               min=1, max=16, sources=("learned",), group="rewards")
@@ -314,7 +324,8 @@ class RunConfig:
                                   sources=("learned",), group="rewards")
     feedback_base_sample: bool = knob(True, "Shuffle one base-model sample into each round's "
                                       "group, blind, so the ranks give eval/win_rate.",
-                                      sources=("learned",), group="rewards")
+                                      sources=("learned",), any_source=ROUND_LEARNERS,
+                                      group="rewards")
     rm_round_steps: int = knob(60, "Reward-model updates after each round, continuing from the "
                                "current model.", min=1, max=10_000, sources=("learned",),
                                group="rewards")
@@ -368,10 +379,14 @@ class RunConfig:
                                  f"max_new_tokens ({longest}"
                                  f"{'' if self.max_new_tokens else f', task {self.task}'}); "
                                  f"lower it or raise max_new_tokens")
-        if (self.feedback_every or self.reward_model or self.feedback_unsure) \
+        if self.algo in ROUND_LEARNERS and self.feedback_unsure:
+            raise ValueError(f"feedback_unsure reads a reward model's members, and {self.algo} "
+                             "has none; use feedback_every")
+        if (self.reward_model or self.feedback_unsure or
+                (self.feedback_every and self.algo not in ROUND_LEARNERS)) \
                 and self.reward_source != "learned":
             raise ValueError("feedback_every, feedback_unsure and reward_model need "
-                             "reward_source=learned")
+                             "reward_source=learned (or, for feedback_every, algo=dpo)")
         if self.feedback_by == "command" and not self.feedback_command.strip():
             raise ValueError("feedback_by=command needs feedback_command, the judge program to "
                              "run, e.g. --set feedback_command='python my_judge.py' "
@@ -485,7 +500,8 @@ def check_live_changes(cfg: RunConfig, changes: dict) -> RunConfig:
 def applies(name: str, algo: str, source: str) -> bool:
     """Whether knob `name` matters for this objective and reward source."""
     meta = FIELDS[name].metadata
-    return algo in meta["algos"] and (meta["sources"] is None or source in meta["sources"])
+    return algo in meta["algos"] and (meta["sources"] is None or source in meta["sources"]
+                                      or algo in meta["any_source"])
 
 
 def unknown_message(name) -> str:

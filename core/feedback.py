@@ -257,11 +257,11 @@ def with_base_sample(group: Group, base: Group, at: int) -> Group:
 def round_groups(trainer) -> tuple[list[Group], dict[tuple, int]]:
     """The groups a round asks about, and where each group's blind base sample is (keyed by
     prompt and responses). The policy samples `feedback_pool` times the groups needed; the
-    ones its reward model's members disagree on most are asked (with one member, or a pool of
-    1, the first ones)."""
-    cfg, source = trainer.cfg, trainer.reward_source
-    model = source.model
-    pool = cfg.feedback_pool if model.n_members > 1 else 1
+    ones its reward model's members disagree on most are asked (with one member, a pool of 1,
+    or no reward model (online DPO), the first ones)."""
+    cfg = trainer.cfg
+    model = trainer.objective.round_learner(trainer).model   # None: nothing to score with
+    pool = cfg.feedback_pool if model is not None and model.n_members > 1 else 1
     prompts = trainer.task.sample_prompts(cfg.feedback_groups * pool, trainer.rng)
     label = f"{trainer.run_label} step {trainer.step_index}"
     groups = sample_groups(trainer.policy, trainer.task, prompts, cfg.rm_k, trainer.max_new_tokens,
@@ -288,22 +288,19 @@ def round_groups(trainer) -> tuple[list[Group], dict[tuple, int]]:
 
 def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, float]]:
     """One iterated-RLHF round on `trainer`'s current policy: (event, metrics). Runs on the
-    trainer's thread, between steps.
+    trainer's thread, between steps. What learns from the new rankings is the objective's
+    `round_learner`: the learned reward model, or DPO itself.
 
     Before the reward model trains on the new rankings it is scored on them
     (`rm/fresh_accuracy`): how well it predicted what the person now says about the policy's
-    samples, the honest measure of over-optimisation. With a base sample in each group the
-    ranks also give `eval/win_rate`."""
-    from core.reward_model import pairwise_accuracy
-
-    cfg, source = trainer.cfg, trainer.reward_source
+    samples, the honest measure of over-optimisation (online DPO's is `dpo/fresh_accuracy`, its
+    implicit reward's). With a base sample in each group the ranks also give `eval/win_rate`."""
+    cfg, learner = trainer.cfg, trainer.objective.round_learner(trainer)
     groups, where = round_groups(trainer)
     new = list(feedback.rank(groups) or [])
     metrics: dict[str, float] = {}
     if new:
-        fresh = pairwise_accuracy(source.model, new, trainer.max_new_tokens, "annotator")
-        if fresh == fresh:   # NaN when every new ranking was all ties
-            metrics["rm/fresh_accuracy"] = fresh
+        metrics.update(learner.fresh_accuracy(new, trainer.max_new_tokens))
     placed = [(r.ranks, where[(r.prompt, r.responses)]) for r in new
               if (r.prompt, r.responses) in where]
     if placed:
@@ -319,10 +316,10 @@ def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, fl
                 pass
 
     if new and not trainer.control.stop_requested:
-        metrics.update(source.update(new, cfg, trainer.max_new_tokens, report,
-                                     stop=lambda: trainer.control.stop_requested))
+        metrics.update(learner.update(new, cfg, trainer.max_new_tokens, report,
+                                      stop=lambda: trainer.control.stop_requested))
     event = {"kind": "feedback_round", "step": trainer.step_index, "new_rankings": len(new),
-             "rankings": len(source.rankings), "why": trainer.round_reason,
+             "rankings": len(learner.rankings), "why": trainer.round_reason,
              "base_at": [at for _, at in placed], **metrics}
     log.info("feedback round at step %d (%s): %d new rankings, %s", trainer.step_index,
              trainer.round_reason, len(new), metrics)

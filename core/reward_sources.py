@@ -89,6 +89,14 @@ class LearnedReward:
     def cfg(self):
         return self._cfg() if callable(self._cfg) else self._cfg
 
+    def fresh_accuracy(self, new_rankings, max_new_tokens: int) -> dict[str, float]:
+        """`rm/fresh_accuracy`: the model's agreement with a round's new rankings before it
+        trains on them (none when every new ranking was all ties)."""
+        from core.reward_model import pairwise_accuracy
+
+        fresh = pairwise_accuracy(self.model, list(new_rankings), max_new_tokens, "annotator")
+        return {"rm/fresh_accuracy": fresh} if fresh == fresh else {}
+
     def update(self, new_rankings, cfg, max_new_tokens: int, progress=None, stop=None):
         """An iterated round: continue training on every ranking so far (new ones included) for
         `rm_round_steps` updates, standardise again on the base samples; returns the held-out

@@ -185,7 +185,7 @@ class Trainer:
         `feedback_unsure` (at least UNSURE_GAP steps after the last round, so that the update it
         brought shows first). `feedback_max_rounds` caps the scheduled and unsure ones."""
         cfg = self.cfg
-        if self.reward_source.name != "learned" or self.step_index >= cfg.steps \
+        if not self.takes_rounds() or self.step_index >= cfg.steps \
                 or self.control.stop_requested:
             return False
         if self.control.take_round():
@@ -201,6 +201,10 @@ class Trainer:
             self.round_reason = "unsure"
             return True
         return False
+
+    def takes_rounds(self) -> bool:
+        """Whether rounds of feedback have something to train (a learned reward, online DPO)."""
+        return self.objective.round_learner(self) is not None
 
     def _feedback_round(self) -> None:
         """Rank the current policy's samples and update the reward model; the round's event and

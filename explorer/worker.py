@@ -105,7 +105,7 @@ class TrainingThread(QThread):
     def request_round(self) -> bool:
         """Ask for a round at the next step boundary; False before the trainer exists."""
         with self._lock:
-            if self._trainer is None or self.cfg.reward_source != "learned":
+            if self._trainer is None or not self._trainer.takes_rounds():
                 return False
         self.control.request_round()
         return True

@@ -283,3 +283,58 @@ def test_dpo_on_no_stored_rankings_is_refused_before_a_run_exists(tmp_path, caps
     assert "no ranking with a strict preference" in err and len(err.strip().splitlines()) == 1
     with RunStore(tmp_path, read_only=True) as store:
         assert store.list_runs() == []
+
+
+# --- online DPO: rounds of the policy's own samples join the data
+@needs_base
+def test_a_round_adds_the_policys_ranked_samples_to_the_data_after_scoring_them(monkeypatch):
+    from core.algorithms import dpo as module
+
+    trainer = _trainer(feedback_every=2, feedback_groups=3, steps=5)
+    obj = trainer.objective
+    assert trainer.takes_rounds() and obj.round_learner(trainer) is obj
+    start = len(obj.train)
+    order = []
+    real_accuracy, real_update = module.DPO._accuracy, module.DPO.update
+
+    def accuracy(self, policy, rankings, ref):
+        order.append(("held" if rankings is self.held else "fresh", len(self.train)))
+        return real_accuracy(self, policy, rankings, ref)
+
+    def update(self, new, *a, **kw):
+        order.append(("update", len(self.train)))
+        return real_update(self, new, *a, **kw)
+
+    monkeypatch.setattr(module.DPO, "_accuracy", accuracy)
+    monkeypatch.setattr(module.DPO, "update", update)
+    results = list(trainer.run())
+    rounds = [e for r in results for e in r.events if e["kind"] == "feedback_round"]
+    assert [e["step"] for e in rounds] == [2, 4]
+    # each round's rankings: K policy samples plus the blind base one, all of them trained on
+    # from then on, none of them held out
+    grown = len(obj.train) - start
+    assert 0 < grown <= 6 and len(obj.online) == grown and len(obj.train_ref) == len(obj.train)
+    assert all(len(r.responses) == trainer.cfg.rm_k + 1 for r in obj.online)
+    assert all(r in obj.train and r not in obj.held for r in obj.online)
+    # the fresh accuracy is the implicit reward's on the new rankings, before they are trained on
+    fresh = [n for kind, n in order if kind == "fresh"]
+    updates = [n for kind, n in order if kind == "update"]
+    assert fresh == updates == [start, start + len(obj.online) - rounds[1]["new_rankings"]]
+    metrics = {k: v for r in results for k, v in r.metrics.items()}
+    assert 0 <= metrics["eval/win_rate"] <= 1 and "rm/fresh_accuracy" not in metrics
+    assert "dpo/fresh_accuracy" in metrics
+    assert rounds[-1]["rankings"] == len(obj.train) + len(obj.held)
+
+
+@needs_base
+def test_rounds_for_dpo_need_no_learned_reward_and_refuse_disagreement():
+    from core.config import RunConfig, applies
+
+    RunConfig.for_algo("dpo", feedback_every=10)   # the task's true reward watched, no model
+    with pytest.raises(ValueError, match="reward_source=learned"):
+        RunConfig.for_algo("grpo", feedback_every=10)
+    with pytest.raises(ValueError, match="feedback_unsure.*dpo has none"):
+        RunConfig.for_algo("dpo", feedback_unsure=2.0)
+    assert applies("feedback_every", "dpo", "true") and applies("rm_k", "dpo", "true")
+    assert not applies("feedback_every", "grpo", "true")
+    assert not applies("feedback_pool", "dpo", "true")   # no members to choose groups with

@@ -24,6 +24,8 @@ CASES = {
                          feedback_every=2, feedback_groups=2, rm_round_steps=2,
                          feedback_by="simulated"),           # the reward model, and rounds
     "dpo": dict(dpo_rankings=8, rm_k=3, dpo_batch=3),         # rankings of its own, at start
+    "dpo+rounds": dict(dpo_rankings=8, rm_k=3, dpo_batch=3, feedback_every=2,
+                       feedback_groups=2, feedback_by="simulated"),   # and a round's, online
 }
 UNTIMED = ("time_s", "perf/")
 

@@ -109,6 +109,14 @@ class Objective:
         `trains_on_rollout`; the policy is `trainer.policy`, in train mode."""
         raise NotImplementedError
 
+    def round_learner(self, trainer):
+        """What learns from a round's new rankings (`core.feedback.feedback_round`), or None when
+        nothing does and the run takes no rounds. By default the learned reward source: its
+        `model` picks the groups to ask about, `fresh_accuracy` scores the new rankings before
+        `update` trains on them. DPO learns from them itself (online DPO)."""
+        source = trainer.reward_source
+        return source if source.name == "learned" else None
+
     def after_update(self, batch: Rollout, logp_new: Tensor) -> dict[str, float]:
         """Called with the updated policy's log-probs of the batch (no grad) when
         `measures_update`; returns metrics."""

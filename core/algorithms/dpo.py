@@ -184,9 +184,11 @@ class DPO(Objective):
         self.train, self.held = split_by_prompt(rankings, HOLDOUT,
                                                 np.random.default_rng(cfg.seed + 5))
         self.max_new_tokens = trainer.max_new_tokens
+        self.policy, self.reference = trainer.policy, trainer.reference
         # the reference never changes: its log-probs are computed once, here
         self.train_ref = self._logps(trainer.reference, self.train)
         self.held_ref = self._logps(trainer.reference, self.held)
+        self.online: list = []   # the rounds' rankings, in the order they came
         self._held_at = -1
 
     def _simulated(self, trainer):
@@ -215,6 +217,46 @@ class DPO(Objective):
 
     def prepare(self, batch: Rollout, beta: float) -> tuple[Rollout, dict[str, float]]:
         return batch, {}   # the rollout is watched, not trained on
+
+    # --- online DPO: rounds of feedback (core.feedback) rank the policy's own samples, and
+    # the rankings join the training data. DPO is its own round learner: no reward model picks
+    # the groups (they are the first ones sampled), and its fresh accuracy is the implicit
+    # reward's on the new rankings before any update sees them.
+    model = None
+
+    def round_learner(self, trainer):
+        return self
+
+    @property
+    def rankings(self) -> list:
+        return self.train + self.held
+
+    def fresh_accuracy(self, new_rankings, max_new_tokens: int) -> dict[str, float]:
+        """`dpo/fresh_accuracy`: the share of a round's new ordered pairs the policy's implicit
+        reward already orders right, before it trains on them."""
+        new = _strict(new_rankings)
+        accuracy = self._accuracy(self.policy, new, self._logps(self.reference, new))
+        return {"dpo/fresh_accuracy": accuracy} if accuracy == accuracy else {}
+
+    def update(self, new_rankings, cfg, max_new_tokens: int, progress=None, stop=None) -> dict:
+        """A round's rankings join the training data (all of them: the held-out prompts stay
+        those chosen at the start, so the held-out accuracy stays comparable)."""
+        new = _strict(new_rankings)
+        self.train = self.train + new
+        self.train_ref = self.train_ref + self._logps(self.reference, new)
+        self.online = self.online + new
+        return {}
+
+    def state(self) -> dict:
+        return {"online": [{**r.to_json(), "true": list(r.true)} for r in self.online]}
+
+    def load_state(self, state: dict) -> None:
+        from core.reward_model import Ranking
+
+        online = [Ranking(r["prompt"], tuple(r["responses"]), tuple(r["ranks"]),
+                          tuple(r.get("true", ()))) for r in state.get("online", [])]
+        if online:
+            self.update(online, self.cfg, self.max_new_tokens)
 
     def data_loss(self, trainer, beta: float) -> tuple[Tensor, dict[str, Tensor]]:
         cfg = self.cfg
@@ -260,15 +302,20 @@ class DPO(Objective):
 
     def heldout_accuracy(self, policy, beta: float) -> float:
         """Share of the held-out rankings' ordered pairs the implicit reward orders right."""
-        if not self.held:
+        return self._accuracy(policy, self.held, self.held_ref)
+
+    def _accuracy(self, policy, rankings, ref_logps) -> float:
+        """Share of the rankings' strictly ordered pairs whose implicit reward log pi/pi_ref
+        (beta > 0 only scales it) orders them as ranked; NaN with none."""
+        if not rankings:
             return float("nan")
         was = policy.training
         policy.eval()
-        logps = self._logps(policy, self.held)
+        logps = self._logps(policy, rankings)
         policy.train(was)
         hits = total = 0
-        for ranking, lp, lr in zip(self.held, logps, self.held_ref, strict=True):
-            r = beta * (lp - lr)
+        for ranking, lp, lr in zip(rankings, logps, ref_logps, strict=True):
+            r = lp - lr
             for i in range(len(ranking.ranks)):
                 for j in range(len(ranking.ranks)):
                     if ranking.ranks[i] < ranking.ranks[j]:
