@@ -1,7 +1,8 @@
 """DPO, IPO and listwise Plackett-Luce DPO on the same 30 rankings the reward-model route gets.
 
     .venv/bin/python benchmarks/bench_dpo.py [--losses sigmoid ipo plackett_luce]
-        [--judges annotator calm critic] [--seeds 5] [--steps 150] [--set KEY=VALUE ...]
+        [--judges annotator calm critic] [--seeds 5] [--steps 150] [--rounds 3]
+        [--set KEY=VALUE ...]
 
 As `bench_few_rankings.py`: 30 groups of 4 base-model samples ranked by a judge and stored
 (source "imported"); then `--algo dpo` with `dpo_data=stored` on those rankings, 150 steps.
@@ -15,6 +16,7 @@ the same rankings are in benchmarks/README.md ("Rankings that steer the policy")
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -55,6 +57,11 @@ def one(args, judge, seed, loss, task, base, extra):
         cfg = RunConfig.for_algo("dpo", task=task.name, dpo_data="stored", dpo_loss=loss,
                                  steps=args.steps, seed=seed, threads=args.threads,
                                  checkpoint_every=0, **extra)
+        if args.rounds:   # online DPO, the judge asked as bench_few_rankings.py asks it
+            command = (f"{shlex.quote(sys.executable)} {shlex.quote(str(HERE / 'judges.py'))} "
+                       f"{judge} --seed {seed}")
+            cfg = cfg.with_changes(feedback_every=25, feedback_groups=8, feedback_by="command",
+                                   feedback_command=command, feedback_max_rounds=args.rounds)
         held = {}
         t0 = time.perf_counter()
         with RunStore(d) as store:
@@ -62,13 +69,16 @@ def one(args, judge, seed, loss, task, base, extra):
             run_s = time.perf_counter() - t0
             series = {k: store.metric_series(run_id, k)[1]
                       for k in ("reward/true_mean", "kl/mean", "dpo/heldout_accuracy",
-                                "perf/step_s")}
+                                "perf/step_s", "eval/win_rate", "dpo/fresh_accuracy")}
         trainer = held["t"]
         win, real = evaluate(judge, trainer.policy, trainer.reference, task, seed)
         t = series["reward/true_mean"]
         return dict(t0=t[:10].mean(), t1=t[-20:].mean(), win=win, real=real,
                     kl=series["kl/mean"][-20:].mean(), held=series["dpo/heldout_accuracy"][-1],
-                    step_s=series["perf/step_s"][5:].mean(), run_s=run_s)
+                    step_s=series["perf/step_s"][5:].mean(), run_s=run_s,
+                    rounds=" ".join(f"{f:.2f}/{w:.2f}" for f, w in
+                                    zip(series["dpo/fresh_accuracy"], series["eval/win_rate"],
+                                        strict=False)))
 
 
 def main() -> None:
@@ -78,6 +88,8 @@ def main() -> None:
                    choices=sorted(judges.JUDGES))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--rounds", type=int, default=0,
+                   help="online DPO: at most this many rounds of 8 groups, every 25 steps")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
@@ -88,10 +100,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     task = get_task("sentiment")
     base, _ = load_checkpoint(default_checkpoint("sentiment"))
-    print(f"# dpo_data=stored on 30 rankings of 4, {args.steps} steps, {extra or 'defaults'}")
+    print(f"# dpo_data=stored on 30 rankings of 4, {args.steps} steps, {extra or 'defaults'}"
+          f"{f', up to {args.rounds} rounds of 8' if args.rounds else ''}")
     print("| judge | loss | seed | true 0–9 → last 20 | win | real | KL | held-out acc | "
-          "step s | run s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "step s | run s | rounds: fresh acc / win |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for judge in args.judges:
         for loss in args.losses:
             rows = []
@@ -100,12 +113,13 @@ def main() -> None:
                 rows.append(r)
                 print(f"| {judge} | {loss} | {seed} | {r['t0']:+.2f} → {r['t1']:+.2f} | "
                       f"{r['win']:.2f} | {r['real']:.0%} | {r['kl']:.1f} | {r['held']:.2f} | "
-                      f"{r['step_s']:.2f} | {r['run_s']:.0f} |", flush=True)
-            m = {k: np.mean([r[k] for r in rows]) for k in rows[0]}
+                      f"{r['step_s']:.2f} | {r['run_s']:.0f} | {r['rounds']} |", flush=True)
+            m = {k: np.mean([r[k] for r in rows]) for k in rows[0] if k != "rounds"}
             worst = min(r["t1"] - r["t0"] for r in rows)
             print(f"| **{judge}** | **{loss}** | mean | {m['t0']:+.2f} → {m['t1']:+.2f} "
                   f"(worst gain {worst:+.2f}) | {m['win']:.2f} | {m['real']:.0%} | "
-                  f"{m['kl']:.1f} | {m['held']:.2f} | {m['step_s']:.2f} | |", flush=True)
+                  f"{m['kl']:.1f} | {m['held']:.2f} | {m['step_s']:.2f} | "
+                  f"{m['run_s']:.0f} | |", flush=True)
 
 
 if __name__ == "__main__":

@@ -261,6 +261,10 @@ class RunConfig:
                                 "(a garbled or repeated word, the end cut off), with DPO's "
                                 "sigmoid loss; 0 = off.", min=0.0, max=100.0, live=True,
                                 algos=("dpo",), group="dpo")
+    dpo_sft: float = knob(0.0, "Weight of the negative log-likelihood per token of each "
+                          "ranking's best response, added to DPO's loss (RPO): it holds the "
+                          "preferred responses' probability up while the margin widens.",
+                          min=0.0, max=100.0, algos=("dpo",), group="dpo")
     dpo_sources: str = knob("", "With dpo_data=stored: the ranking sources to train on, comma-"
                             "separated (person, simulated, imported, judge); empty = all.",
                             algos=("dpo",), group="dpo")

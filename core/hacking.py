@@ -11,6 +11,12 @@ Two signals, both from the reward model itself (issue 16):
 
 `warning` turns them into one sentence that names the fix, or None; the window shows it as a
 banner over the plots, and the CLI's progress line could too.
+
+DPO has no reward model to hack, but a failure of its own with a signal of its own (issue 18):
+`dpo/logp_chosen`, the log-probability of the responses a person preferred. DPO only widens the
+margin between preferred and rejected, and often does it by lowering both; the probability then
+goes to text nobody ranked ("likelihood displacement", Razin et al. 2024). `displacement`
+says so once the preferred responses have lost `DISPLACED` nats.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ RATIO = 1.5          # members' spread on the policy's samples / on the base mod
 LOW_FRESH = 0.55     # fresh accuracy at or below it: near chance (0.5) on the person's new pairs
 FRESH_DROP = 0.1     # or a fall of this much from the round before
 RECENT = 5           # steps whose mean ratio counts (one step is noisy)
+# nats the preferred responses' log pi may fall below their start (a response of ~12 tokens at
+# about -2 nats a token: 5 nats is each token about 1.5 times less likely)
+DISPLACED = 5.0
 
 
 def warning(ratio: Sequence[float], fresh: Sequence[float]) -> str | None:
@@ -41,3 +50,20 @@ def warning(ratio: Sequence[float], fresh: Sequence[float]) -> str | None:
                 "than on the base model's: the policy is leaving what your rankings cover. Rank a "
                 "round now (Ctrl+Shift+R), or raise β.")
     return None
+
+
+def displacement(logp_chosen: Sequence[float]) -> str | None:
+    """A one-sentence warning with its fix when DPO lowers the responses a person preferred, or
+    None. logp_chosen: the run's `dpo/logp_chosen` by step (batches differ, so means of
+    `RECENT` steps are compared)."""
+    values = [v for v in logp_chosen if not math.isnan(v)]
+    if len(values) < 2 * RECENT:
+        return None
+    start = sum(values[:RECENT]) / RECENT
+    now = sum(values[-RECENT:]) / RECENT
+    if start - now < DISPLACED:
+        return None
+    return (f"The responses you preferred have become {start - now:.0f} nats less likely since "
+            "the start: DPO is widening the margin by lowering both sides, and the probability "
+            "goes to text nobody ranked (likelihood displacement). Raise dpo_sft (try 1), or "
+            "β, or use dpo_loss=ipo.")

@@ -177,6 +177,7 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         c.roundRequested.connect(self._round_requested)
         self.rank_tab.roundDone.connect(self._round_ranked)
         self.rank_tab.useModelRequested.connect(self._use_reward_model)
+        self.rank_tab.useDpoRequested.connect(self._use_dpo)
         self.tabs.currentChanged.connect(self._tab_changed)
 
     # --- run control
@@ -287,14 +288,15 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
     def _check_hacking(self) -> None:
         """The banner over the plots when the run's own signals say its learned reward is being
         hacked (core.hacking), hidden when they no longer do."""
-        from core.hacking import warning
+        from core.hacking import displacement, warning
 
         def values(name):
             series = self.live_series.get(name)
             return [] if series is None else list(series.values)
 
         self.dashboard.show_warning(warning(values("rm/disagreement_ratio"),
-                                            values("rm/fresh_accuracy")))
+                                            values("rm/fresh_accuracy"))
+                                    or displacement(values("dpo/logp_chosen")))
 
     # --- live edits: the panel shows a value as applied only once a step echoes it
     def _live_edit(self, changes: dict) -> None:

@@ -28,6 +28,7 @@ def task_prompts(task: str, n: int = 40) -> list[str]:
 
 class RankTab(QWidget):
     useModelRequested = Signal(str)      # run on this saved reward model
+    useDpoRequested = Signal(tuple)      # the next run: DPO on these sources' rankings
     roundDone = Signal(object)           # the person's rankings of a round (for the trainer)
 
     def __init__(self, data_dir, snapshot=None, busy=None, parent=None):
@@ -68,6 +69,7 @@ class RankTab(QWidget):
         self.worker.trainProgress.connect(self.rm_box.show_progress)
         self.worker.trainFinished.connect(self._trained)
         self.rm_box.useRequested.connect(self.useModelRequested)
+        self.rm_box.dpoRequested.connect(self.useDpoRequested)
         # the chosen model also scores the previews of the groups sampled from now on
         self.rm_box.useRequested.connect(lambda name: self.worker.submit(UseModel(name)))
         self.rm_box.useRequested.connect(lambda _name: self.panel.model_changed())

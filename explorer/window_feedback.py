@@ -49,6 +49,25 @@ class WindowFeedback:
         self.status_text.setText(f"The next run's reward is the reward model “{name}”, with "
                                  "the learned reward's defaults for what you have not set.")
 
+    def _use_dpo(self, sources: tuple) -> None:
+        """The other route from the same rankings: the next run is DPO on the stored rankings
+        of these sources, with the task's true reward only watched."""
+        from core.rankings import SOURCES
+
+        cfg = self.panel.config()
+        if cfg is None or self.controller.busy:
+            self.status_text.setText("Stop the run (and fix the settings) to change its "
+                                     "objective.")
+            return
+        mine = {k: getattr(cfg, k) for k in self.panel.touched()
+                if k not in ("algo", "reward_source", "reward_model")}
+        chosen = "" if set(sources) >= set(SOURCES) else ",".join(sources)
+        self.panel.set_config(RunConfig.for_algo(
+            "dpo", **{**mine, "task": cfg.task, "reward_source": "true", "dpo_data": "stored",
+                      "dpo_sources": chosen}))
+        self.status_text.setText(f"The next run is DPO on your {cfg.task} rankings from "
+                                 f"{', '.join(sources)}, with no reward model; Run starts it.")
+
     def show_tab(self, widget) -> None:
         """Bring the tab holding `widget` (the dashboard, the Rank tab, the Math panel) forward."""
         for i in range(self.tabs.count()):

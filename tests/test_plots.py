@@ -180,9 +180,10 @@ def test_unknown_metrics_get_a_panel_of_their_own(dashboard, two_runs):
     assert isinstance(custom, MetricPlot)
     assert dashboard.panel("policy/approx_kl") is not None
     assert dashboard.panel("step") is None
-    dashboard.tabs.setCurrentIndex(1)
+    more = dashboard.tabs.indexOf(dashboard._extras_scroll)
+    dashboard.tabs.setCurrentIndex(more)
     assert len(custom.data_items()) == 1  # only run B reports it
-    assert dashboard.tabs.tabText(1).startswith("More metrics")
+    assert dashboard.tabs.tabText(more).startswith("More metrics")
 
     late = RunSeries()
     late.append({"step": 0, "time_s": 0.0, "rm/accuracy": 0.5})
@@ -190,6 +191,27 @@ def test_unknown_metrics_get_a_panel_of_their_own(dashboard, two_runs):
     late.append({"step": 1, "time_s": 1.0, "brand/new": 2.0})
     dashboard.refresh()
     assert dashboard.panel("brand/new") is not None
+
+
+def test_an_objectives_panels_come_from_its_metadata_on_a_tab_of_their_own(dashboard):
+    from core.algorithms.dpo import DPO
+
+    assert not dashboard.objective_tab_shown("DPO")   # the GRPO runs have no DPO metric
+    run = RunSeries()
+    run.append({"step": 0, "time_s": 0.0, "dpo/logp_chosen": -20.0, "dpo/accuracy": 0.5,
+                "dpo/brand_new": 1.0})
+    dashboard.set_runs([("dpo run", run, None)])
+    dashboard.refresh()
+    assert dashboard.objective_tab_shown("DPO")
+    for spec in DPO.panels:
+        panel = dashboard.panel(spec.key)
+        assert panel.metrics == spec.metrics and panel.toolTip() == spec.tooltip
+    # on DPO's tab, not under More metrics; a DPO metric no panel names still goes there
+    assert "dpo/logp_chosen" not in dashboard.extra_specs
+    assert "dpo/brand_new" in dashboard.extra_specs
+    assert len(dashboard.panel("dpo_logp").data_items()) == 1
+    dashboard.set_runs([])
+    assert not dashboard.objective_tab_shown("DPO")
 
 
 def test_events_kl_target_and_grpo_note(dashboard):

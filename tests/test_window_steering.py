@@ -4,7 +4,7 @@ round leaves nothing behind, stale previews go when the model changes)."""
 
 import json
 
-from core.hacking import warning
+from core.hacking import displacement, warning
 from core.rankings import RankingStore
 
 # --- when to warn, by hand
@@ -24,6 +24,17 @@ def test_the_hacking_warning_by_hand():
     assert warning([float("nan")] * 5, [float("nan")]) is None
 
 
+def test_the_likelihood_displacement_warning_by_hand():
+    start = [-20.0, -21.0, -19.0, -20.0, -20.0]
+    assert displacement([]) is None and displacement(start) is None   # too few steps yet
+    # the means of the first and last 5 steps: -20 -> -24.8, a fall of 4.8 nats
+    assert displacement(start + [-24.0, -25.0, -25.0, -25.0, -25.0]) is None
+    text = displacement(start + [-25.0] * 5)
+    assert text and "5 nats less likely" in text and "dpo_sft" in text
+    assert displacement(start + [float("nan")] * 5) is None
+    assert displacement(start + [-15.0] * 5) is None   # rising is what DPO should do
+
+
 def test_the_window_shows_the_banner_while_the_signals_say_so(window):
     from explorer.plots.series import RunSeries
 
@@ -37,6 +48,11 @@ def test_the_window_shows_the_banner_while_the_signals_say_so(window):
         window.live_series.append({"step": step, "rm/disagreement_ratio": 0.9})
     window._check_hacking()
     assert not banner.isVisible()
+    # a DPO run's own failure shows on the same banner
+    for step in range(11, 21):
+        window.live_series.append({"step": step, "dpo/logp_chosen": -20.0 if step < 16 else -30.0})
+    window._check_hacking()
+    assert banner.isVisible() and "likelihood displacement" in banner.text()
 
 
 # --- File -> Import / Export rankings
@@ -86,3 +102,24 @@ def test_after_a_round_the_reward_model_box_says_what_the_ranks_measured(qtbot):
     assert "step 50" in text and "+8 rankings (38 in all)" in text
     assert "win rate over the base model 62%" in text.lower() and "58%" in text
     assert "held-out" not in text      # NaN says nothing, so it is left out
+
+
+def test_the_rank_tab_offers_dpo_on_the_same_rankings_for_the_next_run(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    box = window.rank_tab.rm_box
+    box.sources["simulated"].setChecked(False)
+    qtbot.mouseClick(box.dpo_button, Qt.MouseButton.LeftButton)
+    cfg = window.panel.config()
+    assert (cfg.algo, cfg.dpo_data, cfg.reward_source) == ("dpo", "stored", "true")
+    assert set(cfg.dpo_sources.split(",")) == set(box.sources) - {"simulated"}
+    assert cfg.lr == 1e-5 and cfg.beta == 0.1          # DPO's own defaults, not GRPO's
+    assert "DPO" in window.status_text.text()
+    for source in box.sources.values():
+        source.setChecked(True)
+    qtbot.mouseClick(box.dpo_button, Qt.MouseButton.LeftButton)
+    assert window.panel.config().dpo_sources == ""      # every source: the knob's "all"
+    for source in box.sources.values():
+        source.setChecked(False)
+    qtbot.mouseClick(box.dpo_button, Qt.MouseButton.LeftButton)
+    assert "Tick at least one" in box.result.text()

@@ -47,6 +47,20 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class Panel:
+    """A dashboard panel an objective asks for, as data: the window draws it (core knows no Qt),
+    so an objective's own metrics get their plots with no GUI code."""
+
+    key: str
+    title: str
+    metrics: tuple[str, ...]
+    y_label: str = ""
+    units: str = ""
+    bounds: tuple[float | None, float | None] = (None, None)   # the values they can take
+    tooltip: str = ""
+
+
+@dataclass(frozen=True)
 class PolicyOutput:
     """What a forward pass with gradients gives the loss, aligned with Rollout.mask."""
 
@@ -73,6 +87,9 @@ class Objective:
     #: False: the objective trains on data of its own (`data_loss`: DPO's rankings), and the
     #: step's rollout is only watched (rewards, KL, samples)
     trains_on_rollout = True
+    #: the dashboard's tab of this objective's own panels (none: its metrics go under More)
+    label = ""
+    panels: tuple[Panel, ...] = ()
 
     def __init__(self, cfg: RunConfig, live=None):
         """live: the run's RunControl (or anything with a `cfg`); the objective then reads the

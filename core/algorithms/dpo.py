@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.algorithms.base import Objective, Rollout
+from core.algorithms.base import Objective, Panel, Rollout
 from core.config import FIELDS
 from core.tensor_utils import Tensor
 
@@ -92,7 +92,7 @@ def dpo_loss(logp: Tensor, logp_ref: Tensor, ranks: Tensor, valid: Tensor, beta:
     else:
         loss = -plackett_luce_ll(r, ranks, valid).mean()
     with torch.no_grad():
-        best = valid & (ranks == ranks.masked_fill(~valid, 1 << 30).min(dim=1, keepdim=True)[0])
+        best = best_of(ranks, valid)
         worst = valid & (ranks == ranks.masked_fill(~valid, -1).max(dim=1, keepdim=True)[0])
         metrics = {
             "dpo/loss": float(loss.detach()),
@@ -126,16 +126,31 @@ def pad_rankings(rankings) -> tuple[list[str], list[str], Tensor, Tensor]:
 
 
 def sequence_logps(model, prompts: list[str], texts: list[str], max_new_tokens: int,
-                   temperature: float = 1.0) -> Tensor:
+                   temperature: float = 1.0, with_lengths: bool = False):
     """log pi(response | prompt) per row: the sum over the response's tokens (EOS included
-    unless it was cut at max_new_tokens), with grad when the model has it."""
+    unless it was cut at max_new_tokens), with grad when the model has it; with_lengths, also
+    each row's token count."""
     from core.batching import encode_pairs
     from core.model import sequence_logprobs
 
     device = next(model.parameters()).device
     ids, mask, start = encode_pairs(prompts, texts, max_new_tokens, device)
     logp = sequence_logprobs(model, ids, mask, start, temperature=temperature).logprobs
-    return (logp * mask[:, start:]).sum(dim=-1)
+    total = (logp * mask[:, start:]).sum(dim=-1)
+    return (total, mask[:, start:].sum(dim=-1)) if with_lengths else total
+
+
+def best_of(ranks: Tensor, valid: Tensor) -> Tensor:
+    """[N, K] bool: each ranking's best responses (rank 1, ties all of them)."""
+    return valid & (ranks == ranks.masked_fill(~valid, 1 << 30).min(dim=1, keepdim=True)[0])
+
+
+def sft_loss(logp: Tensor, lengths: Tensor, ranks: Tensor, valid: Tensor) -> Tensor:
+    """The negative log-likelihood per token of each ranking's best responses (RPO's term,
+    Pang et al. 2024): DPO lowers both responses of a pair when that widens the margin, and
+    this holds the preferred ones up. logp: [N, K] sequence sums; lengths: [N, K] tokens."""
+    best = best_of(ranks.to(logp.device), valid.to(logp.device).bool())
+    return -(logp[best] / lengths[best].clamp(min=1)).mean()
 
 
 _NONE = ("DPO found no ranking with a strict preference for task {task!r}; rank some in the "
@@ -171,6 +186,27 @@ class DPO(Objective):
 
     name = "dpo"
     trains_on_rollout = False
+    label = "DPO"
+    panels = (
+        Panel("dpo_accuracy", "Preference accuracy",
+              ("dpo/accuracy", "dpo/heldout_accuracy", "dpo/fresh_accuracy"), "share of pairs",
+              bounds=(0, 1),
+              tooltip="How often the implicit reward β log π/π_ref orders a pair as ranked: on "
+                      "the training batch, on held-out prompts (every 10 steps), and on each "
+                      "round's new rankings before training on them. Training near 1 with "
+                      "held-out near 0.5: DPO memorises the rankings."),
+        Panel("dpo_rewards", "Implicit rewards",
+              ("dpo/reward_chosen", "dpo/reward_rejected", "dpo/margin"), "β log π/π_ref",
+              tooltip="The implicit reward of each ranking's best and worst responses, and "
+                      "their margin over ordered pairs."),
+        Panel("dpo_logp", "Log-prob of preferred", ("dpo/logp_chosen",), "log π", "nats",
+              tooltip="log π of each ranking's best responses. When it falls while the margin "
+                      "grows, DPO lowers what it should prefer (likelihood displacement): the "
+                      "probability goes to text nobody ranked. dpo_sft holds it up."),
+        Panel("dpo_loss", "DPO loss", ("dpo/loss", "dpo/sft_nll"), "loss",
+              tooltip="The loss on the rankings (dpo_loss) and, with dpo_sft, the preferred "
+                      "responses' negative log-likelihood per token."),
+    )
 
     def setup(self, trainer) -> None:
         from core.reward_model import split_by_prompt
@@ -264,12 +300,17 @@ class DPO(Objective):
         idx = trainer.rng.choice(len(self.train), size=take, replace=False)
         batch = [self.train[i] for i in idx]
         prompts, texts, ranks, valid = pad_rankings(batch)
-        logp = sequence_logps(trainer.policy, prompts, texts, self.max_new_tokens).view(
-            ranks.shape)
+        logp, lengths = sequence_logps(trainer.policy, prompts, texts, self.max_new_tokens,
+                                       with_lengths=True)
+        logp, lengths = logp.view(ranks.shape), lengths.view(ranks.shape)
         ref = torch.zeros_like(logp)
         for n, i in enumerate(idx):
             ref[n, valid[n]] = self.train_ref[i]
         loss, metrics = dpo_loss(logp, ref, ranks, valid, beta, cfg.dpo_loss)
+        if cfg.dpo_sft > 0:
+            nll = sft_loss(logp, lengths, ranks, valid)
+            loss = loss + cfg.dpo_sft * nll
+            metrics["dpo/sft_nll"] = float(nll.detach())
         if cfg.dpo_negatives > 0:
             negative, accuracy = self.negatives_loss(trainer, batch, beta)
             loss = loss + cfg.dpo_negatives * negative

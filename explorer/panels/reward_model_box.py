@@ -36,6 +36,7 @@ class RewardModelBox(QGroupBox):
     trainRequested = Signal(object)     # TrainRequest
     cancelRequested = Signal()
     useRequested = Signal(str)          # a saved model's name: use it for the next run
+    dpoRequested = Signal(tuple)        # the ticked sources: DPO on their rankings next run
 
     def __init__(self, parent=None):
         super().__init__("Reward model from your rankings", parent)
@@ -56,7 +57,12 @@ class RewardModelBox(QGroupBox):
         self.models.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.models.setMinimumContentsLength(16)
         self.use_button = QPushButton("Use for next run", objectName="rmUse")
-        self.use_button.setToolTip("Sets the reward source to this learned model")
+        self.use_button.setToolTip("Train a reward model, then RL: the next run's reward "
+                                   "source becomes this learned model")
+        self.dpo_button = QPushButton("DPO on these rankings", objectName="rmUseDpo")
+        self.dpo_button.setToolTip("The other route: the next run optimises the policy on the "
+                                   "ticked sources' rankings of this task directly (--algo "
+                                   "dpo), with no reward model")
 
         self.plot = pg.PlotWidget(objectName="rmPlot")
         self.plot.setMinimumHeight(120)
@@ -96,6 +102,10 @@ class RewardModelBox(QGroupBox):
         use = QHBoxLayout()
         use.addWidget(self.models, 1)
         use.addWidget(self.use_button)
+        direct = QHBoxLayout()
+        direct.addWidget(QLabel("Or, with no reward model:"))
+        direct.addStretch(1)
+        direct.addWidget(self.dpo_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
@@ -103,7 +113,9 @@ class RewardModelBox(QGroupBox):
         layout.addWidget(self.key)
         layout.addWidget(self.result)
         layout.addLayout(use)
+        layout.addLayout(direct)
         self.train_button.clicked.connect(self.request_training)
+        self.dpo_button.clicked.connect(self.request_dpo)
         self.cancel_button.clicked.connect(self.cancelRequested)
         self.use_button.clicked.connect(
             lambda: self.models.currentData() and self.useRequested.emit(self.models.currentData()))
@@ -145,8 +157,18 @@ class RewardModelBox(QGroupBox):
         self.models.setCurrentIndex(max(0, self.models.findData(current)))
         self.use_button.setEnabled(bool(models))
 
+    def ticked_sources(self) -> tuple[str, ...]:
+        return tuple(s for s, box in self.sources.items() if box.isChecked())
+
+    def request_dpo(self) -> None:
+        sources = self.ticked_sources()
+        if not sources:
+            self.result.setText("Tick at least one source of rankings.")
+            return
+        self.dpoRequested.emit(sources)
+
     def request_training(self) -> None:
-        sources = tuple(s for s, box in self.sources.items() if box.isChecked())
+        sources = self.ticked_sources()
         if not sources:
             self.result.setText("Tick at least one source of rankings.")
             return

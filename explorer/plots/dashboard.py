@@ -103,9 +103,20 @@ NOT_PLOTTED = frozenset({"step"})
 COLUMNS = 4
 
 
+def objective_tabs() -> dict[str, tuple[PanelSpec, ...]]:
+    """The tabs objectives ask for, by label ("DPO"), from their panels' metadata
+    (`core.algorithms.base.Panel`): an objective's own metrics get plots with no GUI code."""
+    from core.algorithms import OBJECTIVES
+
+    return {cls.label: tuple(PanelSpec(p.key, p.title, p.metrics, p.y_label, p.units,
+                                       tooltip=p.tooltip, y_bounds=p.bounds)
+                             for p in cls.panels)
+            for cls in OBJECTIVES.values() if cls.panels}
+
+
 def _shown_by_main() -> frozenset[str]:
     names = set()
-    for spec in MAIN_PANELS:
+    for spec in MAIN_PANELS + tuple(s for specs in objective_tabs().values() for s in specs):
         names.update(spec.metrics)
         names.update(spec.band.values())
     return frozenset(names)
@@ -166,6 +177,19 @@ class Dashboard(QWidget):
             self.panels[spec.key] = panel = spec.make()
             grid.addWidget(panel, i // COLUMNS, i % COLUMNS)
         self.tabs.addTab(main, "Training")
+        # An objective's own panels, on a tab of its own that shows once a run has its metrics.
+        self._objective_tabs: dict[str, tuple[QWidget, tuple[PanelSpec, ...]]] = {}
+        for label, specs in objective_tabs().items():
+            page = QWidget()
+            page_grid = QGridLayout(page)
+            page_grid.setContentsMargins(0, 0, 0, 0)
+            page_grid.setSpacing(6)
+            for i, spec in enumerate(specs):
+                self.panels[spec.key] = panel = spec.make()
+                page_grid.addWidget(panel, i // COLUMNS, i % COLUMNS)
+            page_grid.setRowStretch(page_grid.rowCount(), 1)
+            self.tabs.setTabVisible(self.tabs.addTab(page, label), False)
+            self._objective_tabs[label] = (page, specs)
 
         self._extras_page = QWidget()
         self._extras_layout = QVBoxLayout(self._extras_page)
@@ -173,6 +197,7 @@ class Dashboard(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._extras_page)
+        self._extras_scroll = scroll
         self.tabs.addTab(scroll, "More metrics")
         self.tabs.currentChanged.connect(lambda _: self.refresh())
         self._apply_options()
@@ -244,6 +269,7 @@ class Dashboard(QWidget):
         self._runs = [(label, series, style.run_color(i, dark) if color is None else color)
                       for i, (label, series, color) in enumerate(runs)]
         self._seen.clear()
+        self._show_objective_tabs()
         self._discover_extras()
         for panel in self.panels.values():
             panel.set_runs(self._runs)
@@ -269,7 +295,7 @@ class Dashboard(QWidget):
     def refresh(self, *, all_panels: bool = False) -> None:
         """Redraw what changed; panels on a hidden tab wait until it is shown."""
         self._discover_extras()
-        extras_shown = all_panels or self.tabs.currentIndex() == 1
+        extras_shown = all_panels or self.tabs.currentWidget() is self._extras_scroll
         if extras_shown:
             self._build_extras()
         for key, panel in self.panels.items():
@@ -284,6 +310,24 @@ class Dashboard(QWidget):
             return self.panels[key_or_metric]
         return next((p for p in self.panels.values() if key_or_metric in p.metrics), None)
 
+    def _name_extras_tab(self) -> None:
+        self.tabs.setTabText(self.tabs.indexOf(self._extras_scroll),
+                             f"More metrics ({len(self.extra_specs)})")
+
+    def objective_tab_shown(self, label: str) -> bool:
+        """Whether the tab of an objective's panels ("DPO") is offered: a shown run has one of
+        its metrics."""
+        page, _ = self._objective_tabs[label]
+        return self.tabs.isTabVisible(self.tabs.indexOf(page))
+
+    def _show_objective_tabs(self) -> None:
+        names = {n for _, runs, _ in self._runs for n in runs.names()}
+        for page, specs in self._objective_tabs.values():
+            wanted = any(m in names for spec in specs for m in spec.metrics)
+            index = self.tabs.indexOf(page)
+            if self.tabs.isTabVisible(index) != wanted:
+                self.tabs.setTabVisible(index, wanted)
+
     def _discover_extras(self) -> None:
         shown = _shown_by_main()
         new = []
@@ -292,12 +336,13 @@ class Dashboard(QWidget):
             if self._seen.get(id(runs)) == len(names):
                 continue
             self._seen[id(runs)] = len(names)
+            self._show_objective_tabs()
             new += [n for n in names
                     if n not in shown and n not in NOT_PLOTTED and n not in self.extra_specs]
         for name in dict.fromkeys(new):
             self.extra_specs[name] = extra_spec(name)
         if new:
-            self.tabs.setTabText(1, f"More metrics ({len(self.extra_specs)})")
+            self._name_extras_tab()
 
     def _build_extras(self) -> None:
         # Built only when their tab is shown (or a panel is asked for): building a dozen plots
@@ -333,7 +378,7 @@ class Dashboard(QWidget):
             for col in range(COLUMNS):
                 grid.setColumnStretch(col, 1)
             self._extras_layout.insertWidget(self._extras_layout.count() - 1, box)
-        self.tabs.setTabText(1, f"More metrics ({len(self.extra_specs)})")
+        self._name_extras_tab()
 
     # ----- export --------------------------------------------------------------------------
     def _export_page(self, width: int, height: int | None) -> tuple[QWidget, QSize]:
@@ -343,7 +388,9 @@ class Dashboard(QWidget):
         the tab being shown; the panels share the RunSeries, so this copies no data.
         """
         self._discover_extras()
-        specs = list(MAIN_PANELS) + [self.extra_specs[n] for n in sorted(self.extra_specs)]
+        specs = list(MAIN_PANELS) + [spec for label, (_, own) in self._objective_tabs.items()
+                                     if self.objective_tab_shown(label) for spec in own] + \
+            [self.extra_specs[n] for n in sorted(self.extra_specs)]
         rows = math.ceil(len(specs) / COLUMNS)
         logical_w = 1500  # at this size the fonts read well once scaled to a 1600-px image
         scale = width / logical_w
