@@ -16,6 +16,7 @@ the same rankings are in benchmarks/README.md ("Rankings that steer the policy")
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -92,6 +93,8 @@ def main() -> None:
                    help="online DPO: at most this many rounds of 8 groups, every 25 steps")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", metavar="FILE", help="append each run's numbers, one JSON a line "
+                   "(benchmarks/two_routes_figure.py draws them)")
     args = p.parse_args()
     extra = {}
     for item in args.set:
@@ -111,6 +114,11 @@ def main() -> None:
             for seed in range(args.seeds):
                 r = one(args, judge, seed, loss, task, base, extra)
                 rows.append(r)
+                if args.json:
+                    with open(args.json, "a") as out:
+                        out.write(json.dumps({"route": f"dpo {loss}", "judge": judge,
+                                              "seed": seed, "rounds": args.rounds,
+                                              "set": extra, **r}) + "\n")
                 print(f"| {judge} | {loss} | {seed} | {r['t0']:+.2f} → {r['t1']:+.2f} | "
                       f"{r['win']:.2f} | {r['real']:.0%} | {r['kl']:.1f} | {r['held']:.2f} | "
                       f"{r['step_s']:.2f} | {r['run_s']:.0f} | {r['rounds']} |", flush=True)

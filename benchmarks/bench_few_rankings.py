@@ -27,6 +27,7 @@ before issue 16), `all`, `all` less one piece at a time, and the knobs tried on 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -179,6 +180,8 @@ def main() -> None:
                    help="feedback_unsure: also ask when the disagreement ratio passes this")
     p.add_argument("--algo", default="grpo")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", metavar="FILE", help="append each run's numbers, one JSON a line "
+                   "(benchmarks/two_routes_figure.py draws them beside DPO's)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task("sentiment")
@@ -195,6 +198,11 @@ def main() -> None:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 r = one(args, judge, seed, variant, VARIANTS[variant], task, base)
                 rows.append(r)
+                if args.json:
+                    with open(args.json, "a") as out:
+                        out.write(json.dumps({**r, "route": f"reward model + {args.algo}",
+                                              "rounds": args.rounds,
+                                              "run_s": r["run_s"] + r["rm_s"]}) + "\n")
                 print(f"| {judge} | {variant} | {seed} | {r['t0']:+.2f} → {r['t1']:+.2f} "
                       f"({r['tmin']:+.2f}) | {r['win']:.2f} | {r['real']:.0%} | {r['bo']:.2f} | "
                       f"{r['kl']:.1f} | {r['ratio']:.2f} | {r['fresh'] or '–'} / "
