@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.config import RunConfig, coerce  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
+from core.rl.trainer import Trainer  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results"
 DEFAULT_JOBS = [("sentiment", a) for a in ("reinforce", "kl_penalty", "ppo", "grpo")] + [

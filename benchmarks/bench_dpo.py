@@ -33,12 +33,12 @@ sys.path.insert(0, str(HERE.parent))
 import judges  # noqa: E402
 from bench_few_rankings import _texts, store_rankings  # noqa: E402
 
-from core.checkpoints import load_checkpoint  # noqa: E402
 from core.config import RunConfig, coerce  # noqa: E402
-from core.runs import RunStore  # noqa: E402
-from core.session import train_and_record  # noqa: E402
+from core.lm.checkpoints import load_checkpoint  # noqa: E402
+from core.rl.trainer import default_checkpoint  # noqa: E402
+from core.store.runs import RunStore  # noqa: E402
+from core.store.session import train_and_record  # noqa: E402
 from core.tasks import get_task  # noqa: E402
-from core.trainer import default_checkpoint  # noqa: E402
 
 
 @torch.no_grad()

@@ -27,8 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 WRITER = r"""
 import sys, time, math, random
-from core.runs import RunStore
-from core.sweeps import SweepSpec
+from core.store.runs import RunStore
+from core.sweeps.spec import SweepSpec
 data, trials, period, steps = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 seeds = max(1, trials // 5)
 spec = SweepSpec("latency", tuple((f"config {i}", {"lr": 1e-4 * (i + 1)}) for i in range(5)),

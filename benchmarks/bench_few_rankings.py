@@ -8,7 +8,8 @@ task's hidden reward.
     .venv/bin/python benchmarks/bench_few_rankings.py --algo ppo --seeds 1
 
 For each judge and seed: 30 groups of 4 base-model samples are ranked by the judge and stored;
-`rlhf-explorer rm train`'s code (`core.feedback.train_from_store`, timed) trains a reward model on
+`rlhf-explorer rm train`'s code (`core.reward_learning.feedback.train_from_store`, timed) trains a
+reward model on
 them; a run (GRPO defaults unless --algo, --steps 150) optimises it. With --rounds N, the run asks
 the judge for up to N rounds of 8 groups (every 25 steps, or sooner when the members disagree),
 through the `feedback_by=command` hook, exactly as a user's judge program would be run.
@@ -42,16 +43,16 @@ import judges  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.batching import encode_pairs, encode_prompts  # noqa: E402
-from core.checkpoints import default_checkpoint, load_checkpoint  # noqa: E402
 from core.config import RunConfig  # noqa: E402
-from core.feedback import sample_groups, train_from_store  # noqa: E402
-from core.rankings import RankingStore  # noqa: E402
-from core.runs import RunStore  # noqa: E402
-from core.sampling import generate  # noqa: E402
-from core.session import train_and_record  # noqa: E402
+from core.lm.batching import encode_pairs, encode_prompts  # noqa: E402
+from core.lm.checkpoints import default_checkpoint, load_checkpoint  # noqa: E402
+from core.lm.sampling import generate  # noqa: E402
+from core.lm.tokenizer import TOKENIZER  # noqa: E402
+from core.reward_learning.feedback import sample_groups, train_from_store  # noqa: E402
+from core.reward_learning.rankings import RankingStore  # noqa: E402
+from core.store.runs import RunStore  # noqa: E402
+from core.store.session import train_and_record  # noqa: E402
 from core.tasks import get_task  # noqa: E402
-from core.tokenizer import TOKENIZER  # noqa: E402
 
 # The reward model before issue 16: one model, no negatives, no shaping...
 BEFORE_RM = dict(rm_members=1, rm_negatives=0.0, rm_shaping="none", rm_aggregate="mean")

@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core.batching import encode_prompts  # noqa: E402
-from core.checkpoints import default_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from core.config import RunConfig  # noqa: E402
-from core.model import GPT, GPTConfig, sequence_logprobs  # noqa: E402
-from core.sampling import generate  # noqa: E402
-from core.tokenizer import TOKENIZER  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
+from core.lm.batching import encode_prompts  # noqa: E402
+from core.lm.checkpoints import default_checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
+from core.lm.model import GPT, GPTConfig, sequence_logprobs  # noqa: E402
+from core.lm.sampling import generate  # noqa: E402
+from core.lm.tokenizer import TOKENIZER  # noqa: E402
+from core.rl.trainer import Trainer  # noqa: E402
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 

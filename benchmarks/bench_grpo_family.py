@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_curves import mean_sd, run, time_to  # noqa: E402
 
-from core.sweeps import GRPO_FAMILY  # noqa: E402
+from core.sweeps.spec import GRPO_FAMILY  # noqa: E402
 
 # one list of the variants, which the grpo-family preset sweeps too
 VARIANTS: dict[str, dict] = GRPO_FAMILY

@@ -333,7 +333,7 @@ def main() -> int:
     steps = state["steps1"] - state["steps0"]
     lat, lag = probe.latencies, probe.timer_lags
     points = window.live_series.n_steps if window.live_series else 0
-    from core.threads import describe
+    from core.lm.threads import describe
 
     threads = describe(cfg.threads, beside_gui=True)
     step_s = [s for s in state["step_s"] if math.isfinite(s)]
@@ -361,7 +361,7 @@ def main() -> int:
     if args.spikes:
         print_spikes(args.spikes / 1000, state, probe, redraws)
     if args.headless and step_s:
-        from core.trainer import Trainer
+        from core.rl.trainer import Trainer
 
         trainer = Trainer(cfg.with_changes(steps=len(step_s) + 3))
         rows = [r.metrics for r in trainer.run()][3:]

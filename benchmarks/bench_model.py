@@ -1,4 +1,4 @@
-"""Throughput of sampling (core/sampling.py, KV cache vs none) and one update (core/model.py).
+"""Throughput of sampling (core/lm/sampling.py, KV cache vs none) and one update (core/lm/model.py).
 
     .venv/bin/python benchmarks/bench_model.py [--threads 2] [--repeats 7]
 
@@ -19,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.model import GPT, GPTConfig, sequence_logprobs  # noqa: E402
-from core.sampling import generate  # noqa: E402
+from core.lm.model import GPT, GPTConfig, sequence_logprobs  # noqa: E402
+from core.lm.sampling import generate  # noqa: E402
 
 
 @torch.no_grad()

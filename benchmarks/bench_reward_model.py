@@ -19,11 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.annotator import SimulatedAnnotator  # noqa: E402
-from core.checkpoints import load_checkpoint  # noqa: E402
-from core.reward_model import collect_rankings, train_reward_model  # noqa: E402
+from core.lm.checkpoints import load_checkpoint  # noqa: E402
+from core.reward_learning.annotator import SimulatedAnnotator  # noqa: E402
+from core.reward_learning.reward_model import collect_rankings, train_reward_model  # noqa: E402
+from core.rl.trainer import default_checkpoint  # noqa: E402
 from core.tasks import get_task  # noqa: E402
-from core.trainer import default_checkpoint  # noqa: E402
 
 
 def main() -> None:

@@ -6,7 +6,8 @@
     .venv/bin/python benchmarks/bench_rm_time.py . --round   # + a round's retraining, timed
 
 Stores 30 groups of 4 base-model samples ranked by the simulated annotator (seed 0) and times
-`core.feedback.train_from_store` with the tree's defaults (150 updates; today a 5-member ensemble
+`core.reward_learning.feedback.train_from_store` with the tree's defaults (150 updates; today a
+5-member ensemble
 with negatives, standardised on base samples). --round then times what an iterated round does:
 60 more updates from the trained model on those rankings plus 8 new ones of 5 responses, and the
 standardisation again. Time the whole process, alternating the two trees a few times; the
@@ -24,9 +25,9 @@ sys.path.insert(0, str(tree))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.checkpoints import default_checkpoint, load_checkpoint  # noqa: E402
-from core.feedback import SimulatedFeedback, sample_groups, train_from_store  # noqa: E402
-from core.rankings import RankingStore  # noqa: E402
+from core.lm.checkpoints import default_checkpoint, load_checkpoint  # noqa: E402
+from core.reward_learning.feedback import SimulatedFeedback, sample_groups, train_from_store  # noqa: E402
+from core.reward_learning.rankings import RankingStore  # noqa: E402
 from core.tasks import get_task  # noqa: E402
 
 torch.set_num_threads(2)
@@ -43,7 +44,11 @@ model, metrics, meta = train_from_store(folder, "sentiment", seed=0)
 print(f"{tree}: trained in {time.perf_counter() - t:.2f} s "
       f"({getattr(model, 'n_members', 1)} member(s))")
 if "--round" in sys.argv:
-    from core.reward_model import base_samples, train_reward_model, with_true_rewards
+    from core.reward_learning.reward_model import (
+        base_samples,
+        train_reward_model,
+        with_true_rewards,
+    )
 
     new = SimulatedFeedback(0.1, rng).rank(sample_groups(
         base, task, task.sample_prompts(8, rng), 5, 48, 1.0, torch.Generator().manual_seed(1),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.runs import RunStore  # noqa: E402
+from core.store.runs import RunStore  # noqa: E402
 
 
 def main() -> None:

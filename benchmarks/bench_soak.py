@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from core.config import RunConfig, coerce  # noqa: E402
-from core.runs import RunStore  # noqa: E402
-from core.session import train_and_record  # noqa: E402
+from core.store.runs import RunStore  # noqa: E402
+from core.store.session import train_and_record  # noqa: E402
 
 
 def rss_mib() -> float:

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.config import RunConfig  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
+from core.rl.trainer import Trainer  # noqa: E402
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ VENV = ROOT / "benchmarks" / ".trl-venv"
 TRL = "trl==1.16.0"
 
 from core.config import RunConfig  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
+from core.rl.trainer import Trainer  # noqa: E402
 
 
 def trl_python() -> Path:
@@ -189,7 +189,7 @@ def _prompt_width(trainer: Trainer, cfg: RunConfig, batches: int = 20) -> int:
     """Median padded prompt width of this task's batches (BOS included)."""
     import numpy as np
 
-    from core.batching import encode_prompts
+    from core.lm.batching import encode_prompts
 
     rng = np.random.default_rng(0)
     widths = [encode_prompts(trainer.task.sample_prompts(cfg.prompts_per_step, rng))[0].shape[1]

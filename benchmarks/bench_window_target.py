@@ -68,7 +68,7 @@ def main() -> int:
     window.start_run()
     app.exec()
     window.close()
-    from core.threads import describe
+    from core.lm.threads import describe
 
     threads = describe(cfg.threads, beside_gui=True)
     print(f"GRPO sentiment in the window, seed {args.seed}, {os.cpu_count()} CPUs, "

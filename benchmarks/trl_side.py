@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-sys.path.insert(0, str(ROOT))  # core.tasks and core.tokenizer are numpy-only: shared, not copied
+sys.path.insert(0, str(ROOT))  # core.tasks and core.lm.tokenizer are numpy-only: shared, not copied
 
 
 def save_model(out: Path, checkpoint: Path) -> None:
@@ -32,8 +32,8 @@ def save_model(out: Path, checkpoint: Path) -> None:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    from core.checkpoints import load_checkpoint
-    from core.tokenizer import TOKENIZER
+    from core.lm.checkpoints import load_checkpoint
+    from core.lm.tokenizer import TOKENIZER
 
     ours, _ = load_checkpoint(checkpoint)
     shape = ours.config

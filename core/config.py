@@ -58,7 +58,7 @@ class RunConfig:
                        choices=("auto", "cpu", "cuda"), group="run")
     threads: int = knob(0, "torch CPU threads; 0 = auto: every core headless; in the window, "
                         "every core for the passes and all but one for sampling, whose small "
-                        "steps stall when the GUI takes a core (core/threads.py).",
+                        "steps stall when the GUI takes a core (core/lm/threads.py).",
                         min=0, max=256, group="run")
     checkpoint: str = knob("", "Base model checkpoint (safetensors); empty = the task's shipped "
                            "one in assets/.", group="run")
@@ -371,7 +371,7 @@ class RunConfig:
                              "gradient is zero in expectation; use kl_estimator=k2 or k3, or "
                              "kl_in=reward")
         if self.reward_model:
-            from core.reward_model_store import check_name
+            from core.reward_learning.reward_model_store import check_name
 
             check_name(self.reward_model)
         if self.min_new_tokens:
@@ -454,7 +454,7 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Write TOML (.toml) or JSON (anything else), all at once."""
-        from core.config_files import write_config_file
+        from core.store.config_files import write_config_file
 
         write_config_file(path, self.to_dict())
 
@@ -462,7 +462,7 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         """A config file: TOML (.toml) or JSON (.json), by extension in any case. ValueError
         names the file and what is wrong with it."""
-        from core.config_files import read_config_file
+        from core.store.config_files import read_config_file
 
         return cls.from_dict(read_config_file(path))
 

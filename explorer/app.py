@@ -11,7 +11,7 @@ Headless sub-commands (training from a config, exporting runs, ...) hang off the
 A handler should import what it needs inside itself, so that ``--help`` stays fast.
 
 Nothing at module level may import Qt: ``--help`` and the headless commands must work on a
-machine without a display or without PySide6 loaded at all (tests/test_app.py checks it).
+machine without a display or without PySide6 loaded at all (tests/explorer/test_app.py checks it).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ __all__ = ["APP_DISPLAY_NAME", "APP_NAME", "ORGANIZATION", "app_version", "main"
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI parser. Its ``subparsers`` attribute is where headless sub-commands go."""
-    from explorer.cli_errors import OneLineParser
+    from explorer.cli.errors import OneLineParser
 
     parser = OneLineParser(
         prog=APP_NAME,
@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # argparse gives no public handle back to the sub-parsers action; keep one on the parser.
     parser.subparsers = subparsers  # type: ignore[attr-defined]
-    # Headless sub-commands (explorer/cli.py imports no Qt).
-    from explorer.cli import register
+    # Headless sub-commands (explorer/cli/commands.py imports no Qt).
+    from explorer.cli.commands import register
 
     register(subparsers)
     return parser
@@ -167,8 +167,8 @@ def install_crash_dialog() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from explorer.cli import configure_logging
-    from explorer.cli_errors import run_command
+    from explorer.cli.commands import configure_logging
+    from explorer.cli.errors import run_command
 
     configure_logging(args.verbose)
     func = getattr(args, "func", None)

@@ -50,7 +50,7 @@ class UseModel:
 
 
 class FeedbackWorker(QThread):
-    groupsReady = Signal(object)        # tuple of core.feedback.Group
+    groupsReady = Signal(object)        # tuple of core.reward_learning.feedback.Group
     trainProgress = Signal(int, int, object)   # done, total, metrics dict (a fresh copy)
     trainFinished = Signal(object)      # meta dict of the trained model
     failed = Signal(str, str)           # what failed, the one-line reason
@@ -108,8 +108,8 @@ class FeedbackWorker(QThread):
             self._use(job.name)
 
     def _policy(self, job: SampleRequest):
-        from core.checkpoints import load_checkpoint
-        from core.trainer import default_checkpoint
+        from core.lm.checkpoints import load_checkpoint
+        from core.rl.trainer import default_checkpoint
 
         if job.policy == RUNNING:
             future = self.snapshot() if self.snapshot else None
@@ -141,7 +141,7 @@ class FeedbackWorker(QThread):
     def _sample(self, job: SampleRequest):
         import torch
 
-        from core.feedback import sample_groups
+        from core.reward_learning.feedback import sample_groups
         from core.tasks import get_task
 
         task = get_task(job.task)
@@ -154,7 +154,7 @@ class FeedbackWorker(QThread):
     def _train(self, job: TrainRequest) -> None:
         import torch
 
-        from core.threads import cpu_cores
+        from core.lm.threads import cpu_cores
 
         # A person waits on this: with no run going, use every core (100 rankings: 15 s on 2
         # threads, 26 s on 1, benchmarks/README.md). Beside a run, one: the run's passes take
@@ -168,7 +168,7 @@ class FeedbackWorker(QThread):
             torch.set_num_threads(threads)
 
     def _train_now(self, job: TrainRequest) -> None:
-        from core.feedback import train_from_store
+        from core.reward_learning.feedback import train_from_store
 
         def on_step(done, total, metrics):
             self.trainProgress.emit(done, total, dict(metrics))
@@ -180,7 +180,7 @@ class FeedbackWorker(QThread):
         self.trainFinished.emit({**meta, "name": job.name, "cancelled": self._cancel.is_set()})
 
     def _use(self, name: str) -> None:
-        from core.reward_model_store import load_reward_model
+        from core.reward_learning.reward_model_store import load_reward_model
 
         if not name:
             self._rm = self._rm_task = None

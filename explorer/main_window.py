@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import RunConfig
-from core.runs import RunStore, resolve_data_dir
+from core.store.runs import RunStore, resolve_data_dir
 from core.tasks import get_task
 from explorer.identity import APP_DISPLAY_NAME
 from explorer.panels.experiments import ExperimentsPanel
@@ -203,7 +203,8 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         self._begin(cfg, plan, "Loading the base model…")
 
     def _begin(self, cfg: RunConfig, plan, text: str) -> None:
-        """Start `cfg` as a new run, or carry on `plan` (a resume or fork; core.train_state)."""
+        """Start `cfg` as a new run, or carry on `plan` (a resume or fork;
+        core.store.train_state)."""
         # a resume or fork shows the stored steps it starts from; new ones append
         self.live_series = (load_run_series(self.store, plan.run_id, before=plan.step)
                             if plan is not None else RunSeries())
@@ -287,8 +288,8 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
 
     def _check_hacking(self) -> None:
         """The banner over the plots when the run's own signals say its learned reward is being
-        hacked (core.hacking), hidden when they no longer do."""
-        from core.hacking import displacement, warning
+        hacked (core.reward_learning.hacking), hidden when they no longer do."""
+        from core.reward_learning.hacking import displacement, warning
 
         def values(name):
             series = self.live_series.get(name)

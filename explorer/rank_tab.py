@@ -12,8 +12,8 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
-from core.rankings import RankingStore
-from core.reward_model_store import list_reward_models
+from core.reward_learning.rankings import RankingStore
+from core.reward_learning.reward_model_store import list_reward_models
 from core.tasks import get_task
 from explorer.feedback_worker import FeedbackWorker, UseModel
 from explorer.panels.ranking import RankingPanel

@@ -46,7 +46,7 @@ class RunController(QObject):
 
     def start(self, cfg: RunConfig, resume=None) -> None:
         """Start a run of `cfg`, or carry on a stored run under its own id (resume: a
-        core.train_state.ResumePlan; cfg is then the plan's)."""
+        core.store.train_state.ResumePlan; cfg is then the plan's)."""
         if self.busy:
             return
         self.cfg = cfg

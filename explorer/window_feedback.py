@@ -52,7 +52,7 @@ class WindowFeedback:
     def _use_dpo(self, sources: tuple) -> None:
         """The other route from the same rankings: the next run is DPO on the stored rankings
         of these sources, with the task's true reward only watched."""
-        from core.rankings import SOURCES
+        from core.reward_learning.rankings import SOURCES
 
         cfg = self.panel.config()
         if cfg is None or self.controller.busy:

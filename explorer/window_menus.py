@@ -95,7 +95,7 @@ class WindowMenus:
 
     def import_rankings(self, path: str | None = None) -> int | None:
         """Import a JSONL file into the current task's rankings; the number stored, or None."""
-        from core.rankings_io import import_rankings
+        from core.reward_learning.rankings_io import import_rankings
 
         task = self._ranking_task()
         if path is None:
@@ -120,7 +120,7 @@ class WindowMenus:
         return len(ids)
 
     def export_rankings(self, fmt: str, path: str | None = None) -> int | None:
-        from core.rankings_io import export_rankings
+        from core.reward_learning.rankings_io import export_rankings
 
         task = self._ranking_task()
         if path is None:

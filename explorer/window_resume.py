@@ -1,7 +1,7 @@
 """The main window's run recovery (a mixin of `MainWindow`): Resume and Fork from the runs panel,
 a run refused before it started, and a run that diverged.
 
-Resume and fork plans come from `core.train_state` (the same checks as `train --resume`); the
+Resume and fork plans come from `core.store.train_state` (the same checks as `train --resume`); the
 window only asks the questions a person must answer: how many steps in all, and whether the
 steps after an earlier checkpoint may go.
 """
@@ -21,7 +21,7 @@ class WindowResume:
     def resume_run(self, run_id: str, step: int = -1, steps: int | None = None) -> bool:
         """Carry `run_id` on under its id from its last saved state (step -1) or `step`, to
         `steps` in all (asked for when the run had already reached its own count)."""
-        from core.train_state import plan_resume
+        from core.store.train_state import plan_resume
 
         if self.controller.busy:
             self.status_text.setText("Stop the current run before resuming another.")
@@ -62,8 +62,8 @@ class WindowResume:
     def fork_run(self, run_id: str, step: int) -> None:
         """Put the saved state's knobs in the panel; the next Start runs them as a new run that
         starts from that state (and shows the parent's steps before it)."""
-        from core.runs_read import UnknownRun
-        from core.train_state import TrainState, state_path
+        from core.store.runs_read import UnknownRun
+        from core.store.train_state import TrainState, state_path
 
         if self.controller.busy:
             self.status_text.setText("Stop the current run before forking one.")
@@ -84,7 +84,7 @@ class WindowResume:
 
     def _fork_plan(self, cfg: RunConfig):
         """The plan for Start when a fork is set up, else None; ValueError when refused."""
-        from core.train_state import plan_fork
+        from core.store.train_state import plan_fork
 
         if self._fork is None:
             return None

@@ -1,9 +1,9 @@
-"""Training on a QThread: the same `core.session.train_and_record` the CLI runs.
+"""Training on a QThread: the same `core.store.session.train_and_record` the CLI runs.
 
 Only immutable values cross threads: each step becomes a frozen `StepUpdate` of plain floats and
 strings. Signals are emitted from the worker thread; connect them to slots of QObjects living in
 the GUI thread so Qt queues them there (a plain lambda would run in the worker thread).
-Controls (pause, stop, live edits, rounds, policy copies) go to the run's `core.run_control
+Controls (pause, stop, live edits, rounds, policy copies) go to the run's `core.rl.run_control
 .RunControl`, made here before set-up starts and shared with the Trainer, so they work the same
 while a reward model trains at set-up and while steps run: there is one mailbox, not one here and
 one in the trainer.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QThread, Signal
 
 from core.config import RunConfig
-from core.run_control import RunControl
+from core.rl.run_control import RunControl
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class TrainingThread(QThread):
     roundRequested = Signal(object)     # a RoundRequest: the groups for the person to rank
 
     def __init__(self, cfg: RunConfig, data_dir, parent=None, resume=None):
-        """resume: a core.train_state.ResumePlan (immutable) to carry on instead of a new run;
+        """resume: a core.store.train_state.ResumePlan (immutable) to carry on instead of a new run;
         `cfg` is then the plan's."""
         super().__init__(parent)
         self.cfg = cfg
@@ -98,7 +98,8 @@ class TrainingThread(QThread):
         (self.control.pause if paused else self.control.resume)()
 
     def submit_round(self, rankings: tuple) -> None:
-        """The person's rankings (core.reward_model.Ranking, already stored) for the round that
+        """The person's rankings (core.reward_learning.reward_model.Ranking, already stored) for
+        the round that
         `roundRequested` asked for; an empty tuple skips the round."""
         self._answers.put(tuple(rankings))
 
@@ -139,7 +140,8 @@ class TrainingThread(QThread):
             tuple(json.dumps(e) for e in result.events)))
 
     def rank(self, groups) -> list:
-        """core.feedback's Feedback for a person: hand the groups to the window and wait (on
+        """core.reward_learning.feedback's Feedback for a person: hand the groups to the window and
+        wait (on
         this worker thread) until the person has ranked them, or the run is stopped."""
         while not self._answers.empty():   # a stale answer from an earlier round
             self._answers.get_nowait()
@@ -158,9 +160,9 @@ class TrainingThread(QThread):
         return []
 
     def run(self) -> None:  # noqa: D401 (QThread entry point)
-        from core.feedback import JudgeFailed
-        from core.runs import RunStore
-        from core.session import train_and_record
+        from core.reward_learning.feedback import JudgeFailed
+        from core.store.runs import RunStore
+        from core.store.session import train_and_record
 
         store = None
         try:

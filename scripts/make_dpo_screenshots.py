@@ -30,7 +30,7 @@ def main() -> None:
     from make_steering_screenshots import rank_shown_group, wait
     from PySide6.QtWidgets import QApplication
 
-    from core.checkpoints import default_checkpoint, load_checkpoint
+    from core.lm.checkpoints import default_checkpoint, load_checkpoint
     from core.tasks import get_task
     from explorer.main_window import MainWindow
 

@@ -31,7 +31,7 @@ def main() -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from core.runs import RunStore
+    from core.store.runs import RunStore
     from explorer.main_window import MainWindow
 
     for folder in args.figures:

@@ -20,11 +20,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import reward_sources  # noqa: E402
 from core.config import RunConfig  # noqa: E402
-from core.run_control import RunControl  # noqa: E402
-from core.runs import RunStore  # noqa: E402
-from core.session import train_and_record  # noqa: E402
+from core.reward_learning import reward_sources  # noqa: E402
+from core.rl.run_control import RunControl  # noqa: E402
+from core.store.runs import RunStore  # noqa: E402
+from core.store.session import train_and_record  # noqa: E402
 
 FAST = dict(task="sentiment", prompts_per_step=4, group_size=4, threads=1, checkpoint_every=10)
 
@@ -53,8 +53,8 @@ def make_runs(data: Path) -> tuple[str, str]:
     killed = textwrap.dedent("""
         import os, sys
         from core.config import RunConfig
-        from core.runs import RunStore
-        from core.session import train_and_record
+        from core.store.runs import RunStore
+        from core.store.session import train_and_record
         cfg = RunConfig.for_algo("grpo", task="sentiment", prompts_per_step=4, group_size=4,
                                  threads=1, checkpoint_every=10, steps=100)
         store = RunStore(sys.argv[1])

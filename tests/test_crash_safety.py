@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from core.runs import RunStore
-from core.trainer import default_checkpoint
+from core.rl.trainer import default_checkpoint
+from core.store.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not default_checkpoint("arithmetic").exists(),
@@ -30,16 +30,17 @@ pytestmark = pytest.mark.skipif(not default_checkpoint("arithmetic").exists(),
 
 ZYGOTE = """
     import os, sys
-    import explorer.app, core.runs, core.session, core.trainer   # torch, imported before forking
+    # torch, imported before forking
+    import explorer.app, core.store.runs, core.store.session, core.rl.trainer
     # Warm up once what every child would pay for again (the lazy imports of the first Adam(),
     # 1.5 s; torch's first kernels): one step, on one thread, so no thread pool exists to fork.
     import torch
     torch.set_num_threads(1)
     from core.config import RunConfig
-    core.trainer.Trainer(RunConfig.for_algo("ppo", task="arithmetic", steps=1, threads=1,
+    core.rl.trainer.Trainer(RunConfig.for_algo("ppo", task="arithmetic", steps=1, threads=1,
                                             prompts_per_step=2, group_size=2)).step()
 
-    real_log_step = core.runs.RunStore.log_step
+    real_log_step = core.store.runs.RunStore.log_step
 
     def child(data_dir, steps):
         os.makedirs(data_dir, exist_ok=True)
@@ -50,7 +51,7 @@ ZYGOTE = """
             real_log_step(self, run_id, step, *a, **k)
             os.write(acks, f"ack {run_id} {step}\\n".encode())
 
-        core.runs.RunStore.log_step = log_step
+        core.store.runs.RunStore.log_step = log_step
         code = explorer.app.main(["train", "--task", "arithmetic", "--algo", "ppo", "--steps",
                                   steps, "--quiet", "--data-dir", data_dir, "--set",
                                   "prompts_per_step=2", "--set", "group_size=2", "--set",
@@ -188,7 +189,7 @@ def test_an_interrupted_run_can_be_resumed_to_the_end(tmp_path):
 
 RANKING_BURST = """
     import os, sys
-    from core.rankings import RankingStore
+    from core.reward_learning.rankings import RankingStore
     store = RankingStore(sys.argv[1])
     acks = os.open(os.path.join(sys.argv[1], "acks.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     print("ready", flush=True)
@@ -199,7 +200,7 @@ RANKING_BURST = """
 
 
 def test_sigkill_during_a_burst_of_rankings_keeps_every_acknowledged_one(tmp_path):
-    from core.rankings import RankingStore
+    from core.reward_learning.rankings import RankingStore
 
     rng = random.Random(7)
     for i in range(8):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.config import RunConfig
-from core.trainer import Trainer, default_checkpoint
+from core.rl.trainer import Trainer, default_checkpoint
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 SMALL = dict(prompts_per_step=2, group_size=2, steps=1, samples_per_step=1, threads=1)
@@ -33,7 +33,7 @@ def test_reward_model_metrics_are_documented():
 def test_every_test_the_promises_table_names_exists():
     root = DOC.parents[1]
     text = (root / "docs" / "promises.md").read_text()
-    named = re.findall(r"`(?:tests/)?(test_\w+\.py)(?:::(\w+))?`", text)
+    named = re.findall(r"`tests/((?:\w+/)*test_\w+\.py)(?:::(\w+))?`", text)
     assert len(named) > 20
     for filename, function in named:
         path = root / "tests" / filename
@@ -41,3 +41,18 @@ def test_every_test_the_promises_table_names_exists():
         if function:
             assert f"def {function}(" in path.read_text(), f"{filename}::{function} is gone"
     assert "docs/promises.md" in (root / "README.md").read_text()
+
+
+def test_the_design_map_names_every_folder_and_every_folder_it_names_exists():
+    root = DOC.parents[1]
+    text = (root / "docs" / "design.md").read_text()
+    table = text[text.index("### The map"):]
+    named = set(re.findall(r"^\| `([\w/]+)/` \|", table, re.M))
+    assert {"core", "core/lm", "explorer/cli", "tests"} <= named
+    for folder in named:
+        assert (root / folder).is_dir(), f"docs/design.md's map names a missing {folder}/"
+    for top in ("core", "explorer"):
+        for folder in (root / top).rglob("*"):
+            if folder.is_dir() and (folder / "__init__.py").exists():
+                rel = folder.relative_to(root).as_posix()
+                assert rel in named, f"add {rel}/ to docs/design.md's map"

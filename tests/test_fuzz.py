@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.config import FIELDS, RunConfig
-from core.rankings import RankingStore
-from core.rankings_io import import_rankings
-from explorer.cli import build_config
-from explorer.cli_errors import UsageError
+from core.reward_learning.rankings import RankingStore
+from core.reward_learning.rankings_io import import_rankings
+from explorer.cli.commands import build_config
+from explorer.cli.errors import UsageError
 
 # The suite's 150 examples take seconds; FUZZ_EXAMPLES=2000 hunts longer (2000 found nothing).
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,

@@ -5,10 +5,10 @@ import math
 import pytest
 
 from core.config import RunConfig
-from core.runs import RunStore
-from core.session import train_and_record
-from core.train_state import plan_fork, plan_resume
-from core.trainer import default_checkpoint
+from core.rl.trainer import default_checkpoint
+from core.store.runs import RunStore
+from core.store.session import train_and_record
+from core.store.train_state import plan_fork, plan_resume
 from explorer.app import main
 
 pytestmark = pytest.mark.skipif(not default_checkpoint("arithmetic").exists(),

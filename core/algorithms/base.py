@@ -127,7 +127,8 @@ class Objective:
         raise NotImplementedError
 
     def round_learner(self, trainer):
-        """What learns from a round's new rankings (`core.feedback.feedback_round`), or None when
+        """What learns from a round's new rankings
+        (`core.reward_learning.feedback.feedback_round`), or None when
         nothing does and the run takes no rounds. By default the learned reward source: its
         `model` picks the groups to ask about, `fresh_accuracy` scores the new rankings before
         `update` trains on them. DPO learns from them itself (online DPO)."""
@@ -148,7 +149,7 @@ class Objective:
 
     def state(self) -> dict:
         """State of its own that later steps depend on (a baseline's average), as JSON-able
-        values, for a resume (core/train_state.py)."""
+        values, for a resume (core/store/train_state.py)."""
         return {}
 
     def load_state(self, state: dict) -> None:

@@ -109,7 +109,8 @@ def dpo_loss(logp: Tensor, logp_ref: Tensor, ranks: Tensor, valid: Tensor, beta:
 
 def pad_rankings(rankings) -> tuple[list[str], list[str], Tensor, Tensor]:
     """(prompts, responses) flat, row-major over [N, K], and ranks / valid [N, K] for a list of
-    rankings (core.rankings' Ranking or anything with prompt, responses, ranks); shorter
+    rankings (core.reward_learning.rankings' Ranking or anything with prompt, responses, ranks);
+    shorter
     rankings are padded with an empty response that is not valid."""
     k = max(len(r.responses) for r in rankings)
     prompts, texts = [], []
@@ -130,8 +131,8 @@ def sequence_logps(model, prompts: list[str], texts: list[str], max_new_tokens: 
     """log pi(response | prompt) per row: the sum over the response's tokens (EOS included
     unless it was cut at max_new_tokens), with grad when the model has it; with_lengths, also
     each row's token count."""
-    from core.batching import encode_pairs
-    from core.model import sequence_logprobs
+    from core.lm.batching import encode_pairs
+    from core.lm.model import sequence_logprobs
 
     device = next(model.parameters()).device
     ids, mask, start = encode_pairs(prompts, texts, max_new_tokens, device)
@@ -163,7 +164,7 @@ def _strict(rankings) -> list:
 
 def stored_rankings(cfg, data_dir) -> list:
     """The data folder's rankings of cfg.task from cfg.dpo_sources (all when empty)."""
-    from core.rankings import RankingStore
+    from core.reward_learning.rankings import RankingStore
 
     if data_dir is None:
         raise ValueError("dpo_data=stored reads the data folder's rankings, and this run has no "
@@ -209,7 +210,7 @@ class DPO(Objective):
     )
 
     def setup(self, trainer) -> None:
-        from core.reward_model import split_by_prompt
+        from core.reward_learning.reward_model import split_by_prompt
 
         cfg = self.cfg
         rankings = (stored_rankings(cfg, trainer.data_dir) if cfg.dpo_data == "stored" else
@@ -228,8 +229,8 @@ class DPO(Objective):
         self._held_at = -1
 
     def _simulated(self, trainer):
-        from core.annotator import SimulatedAnnotator
-        from core.reward_model import collect_rankings
+        from core.reward_learning.annotator import SimulatedAnnotator
+        from core.reward_learning.reward_model import collect_rankings
 
         cfg = self.cfg
         rng = np.random.default_rng(cfg.seed + 5)
@@ -254,7 +255,8 @@ class DPO(Objective):
     def prepare(self, batch: Rollout, beta: float) -> tuple[Rollout, dict[str, float]]:
         return batch, {}   # the rollout is watched, not trained on
 
-    # --- online DPO: rounds of feedback (core.feedback) rank the policy's own samples, and
+    # --- online DPO: rounds of feedback (core.reward_learning.feedback) rank the policy's own
+    # samples, and
     # the rankings join the training data. DPO is its own round learner: no reward model picks
     # the groups (they are the first ones sampled), and its fresh accuracy is the implicit
     # reward's on the new rankings before any update sees them.
@@ -287,7 +289,7 @@ class DPO(Objective):
         return {"online": [{**r.to_json(), "true": list(r.true)} for r in self.online]}
 
     def load_state(self, state: dict) -> None:
-        from core.reward_model import Ranking
+        from core.reward_learning.reward_model import Ranking
 
         online = [Ranking(r["prompt"], tuple(r["responses"]), tuple(r["ranks"]),
                           tuple(r.get("true", ()))) for r in state.get("online", [])]
@@ -322,10 +324,11 @@ class DPO(Objective):
         return loss, metrics
 
     def negatives_loss(self, trainer, batch, beta: float) -> tuple[Tensor, float]:
-        """Negatives for free (core/negatives.py, as the reward model's): one response of each
+        """Negatives for free (core/reward_learning/negatives.py, as the reward model's): one
+        response of each
         ranking preferred to a mangled copy of it, with DPO's sigmoid loss, whatever dpo_loss
         is; and the share of those pairs the implicit reward orders right."""
-        from core.negatives import negative_pairs
+        from core.reward_learning.negatives import negative_pairs
 
         rng = trainer.rng
         chosen = [(r.prompt, r.responses[int(rng.integers(len(r.responses)))]) for r in batch]

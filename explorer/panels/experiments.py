@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.storage import atomic_write
-from core.sweep_report import Series, curves, findings, summarise, table_rows
-from core.sweeps import DEFAULT_METRIC, PRESETS, SCALES, SweepSpec
+from core.store.storage import atomic_write
+from core.sweeps.report import Series, curves, findings, summarise, table_rows
+from core.sweeps.spec import DEFAULT_METRIC, PRESETS, SCALES, SweepSpec
 from explorer.plots import style
 
 BANDS = {"± 1 sd": "sd", "min–max": "minmax"}

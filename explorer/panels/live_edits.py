@@ -4,7 +4,7 @@ row shows them.
 While a run goes, the panel's RunConfig is what the trainer has applied. A finished edit of a
 live knob is sent to the trainer; it joins the panel's config only when a step's "set" event
 echoes it. Until then its row shows the requested value marked pending, with the value the run
-still uses. An edit the run refuses (at once: core/run_control.py checks it, in set-up too)
+still uses. An edit the run refuses (at once: core/rl/run_control.py checks it, in set-up too)
 puts the row back to what the trainer has (or will have, once earlier edits land) and says why,
 so no row ever claims a value the trainer did not get.
 

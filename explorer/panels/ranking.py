@@ -51,7 +51,8 @@ def preview_rewards(ranks: list[int | None], scheme: str, lam: float) -> list[fl
 
 class RankingPanel(QWidget):
     sampleRequested = Signal(object)   # SampleRequest, for the feedback worker
-    roundFinished = Signal(object)     # tuple of core.reward_model.Ranking: a round is done
+    # a round is done: a tuple of core.reward_learning.reward_model.Ranking
+    roundFinished = Signal(object)
     saved = Signal(int)                # id of a ranking the store committed
 
     def __init__(self, parent=None):
@@ -314,7 +315,7 @@ class RankingPanel(QWidget):
 
     # --- internals
     def _save(self, ranks) -> bool:
-        from core.reward_model import Ranking
+        from core.reward_learning.reward_model import Ranking
 
         g = self._group
         try:

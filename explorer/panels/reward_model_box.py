@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.rankings import SOURCES
+from core.reward_learning.rankings import SOURCES
 from explorer.feedback_worker import TrainRequest
 from explorer.plots import style
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from core.runs import RunStore
+from core.store.runs import RunStore
 from explorer.plots.series import RunSeries
 
 ARROW = "→"
@@ -89,7 +89,7 @@ class RunFollower:
 
     def poll(self) -> int:
         """Append the steps logged since the last poll and any new events; return the number of
-        steps added. Raises `core.runs.UnknownRun` if the run was deleted."""
+        steps added. Raises `core.store.runs.UnknownRun` if the run was deleted."""
         # Status first: a run writes its last step before it is marked ended, so an ended status
         # read here guarantees the step query below sees every step it will ever have.
         self.status = self.store.get_run(self.run_id).status

@@ -1,5 +1,5 @@
 """The runs panel's row texts (short ids and times) and its Resume and Fork actions, from the
-saved states of a run (core/train_state.py).
+saved states of a run (core/store/train_state.py).
 
 Resume carries a run on under its id (from its last state, or an earlier one, which replaces the
 steps after it once the window has asked); Fork starts a new run from any saved state, with the
@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMenu
 
 
 def saved_steps(store, run_id: str) -> list[int]:
-    from core.train_state import state_path
+    from core.store.train_state import state_path
 
     return [s for s, p in store.checkpoints(run_id) if state_path(p).exists()]
 

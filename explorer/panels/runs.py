@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.runs import RunInfo, RunStore
+from core.store.runs import RunInfo, RunStore
 from explorer.panels.common import empty_stack, is_dark, muted_label, setup_table
 from explorer.panels.run_menu import add_resume_actions, short_id, short_time
 

@@ -159,7 +159,7 @@ class Dashboard(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(self._build_toolbar())
         # Over the plots: a warning that the policy is hacking its learned reward, with the fix
-        # (core.hacking). Hidden until a run's own signals say so.
+        # (core.reward_learning.hacking). Hidden until a run's own signals say so.
         self.banner = QLabel(objectName="hackingBanner", wordWrap=True, visible=False)
         self.banner.setStyleSheet("QLabel { background: #ffe3d6; color: #6b1d00; "
                                   "border: 1px solid #e0a080; border-radius: 4px; "

@@ -1,0 +1,3 @@
+"""The language model: the small GPT, its tokenizer, batching, sampling, checkpoints and
+pretraining.
+"""
