@@ -83,6 +83,34 @@ def qt_garbage_on_the_gui_thread(request):
     collector.stop()
 
 
+# Dialogs that block until a person answers. Offscreen nobody does: a test that reached one
+# hung until CI's limit. Each is replaced, in every test, by one that fails at once and names
+# itself; a test that means to answer one patches it over this.
+BLOCKING_DIALOGS = {"QMessageBox": ("question", "information", "warning", "critical"),
+                    "QInputDialog": ("getInt", "getDouble", "getText", "getItem"),
+                    "QFileDialog": ("getOpenFileName", "getSaveFileName",
+                                    "getExistingDirectory")}
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_dialogs(monkeypatch):
+    from PySide6 import QtWidgets
+
+    def refuse(where):
+        def opened(*args, **kwargs):
+            texts = [a for a in args if isinstance(a, str)][:2]
+            raise AssertionError(f"a test opened a blocking dialog, {where}{tuple(texts)}: "
+                                 "patch it in the test with the answer it should get")
+        return staticmethod(opened)
+
+    for cls, names in BLOCKING_DIALOGS.items():
+        for name in names:
+            monkeypatch.setattr(getattr(QtWidgets, cls), name, refuse(f"{cls}.{name}"))
+    monkeypatch.setattr(QtWidgets.QDialog, "exec", lambda self: (_ for _ in ()).throw(
+        AssertionError(f"a test ran a modal {type(self).__name__}.exec(): patch it")))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_threads():
     """Fail a test that leaves an extra non-daemon Python thread running.

@@ -75,6 +75,16 @@ def test_resume_from_an_earlier_checkpoint_replaces_the_later_steps(tmp_path):
         assert all(e["step"] < 7 for e in store.events(run_id) if e["kind"] == "note")
 
 
+def test_a_resume_carries_on_from_the_latest_of_several_saved_states(tmp_path):
+    cfg = RunConfig.for_algo("grpo", **TINY, steps=7)
+    with RunStore(tmp_path) as store:
+        run_id, _ = train_and_record(cfg, store)
+        saved = [s for s, _ in store.checkpoints(run_id)]
+        assert len(saved) >= 3          # 3, 6 and the last step's
+        plan = plan_resume(store, run_id, steps=9)
+        assert (plan.step, plan.dropped) == (max(saved), 0) == (7, 0)
+
+
 def test_resume_refusals_say_why(tmp_path):
     cfg = RunConfig.for_algo("grpo", **TINY, steps=3)
     with RunStore(tmp_path) as store:

@@ -1,0 +1,14 @@
+"""A window test never waits on a dialog nobody will answer (tests/conftest.py): it fails at once,
+naming the dialog."""
+
+import pytest
+
+
+def test_a_blocking_dialog_fails_fast(qtbot):
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+    with pytest.raises(AssertionError, match="QMessageBox.question"):
+        QMessageBox.question(None, "Delete?", "really")
+    with pytest.raises(AssertionError, match="QInputDialog.getInt"):
+        QInputDialog.getInt(None, "Steps", "how many", 5)
+    with pytest.raises(AssertionError, match="exec"):
+        QMessageBox().exec()
