@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import torch
 
+from core.config import FIELDS
 from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape
 
-STD_KINDS = ("unbiased", "population", "none")
+# the choices, with what each means, are written once, in the knob's metadata (core.config)
+STD_KINDS = FIELDS["grpo_std"].metadata["choices"]
 
 
 def _check_discount(name: str, value: float) -> None:

@@ -17,6 +17,9 @@ ALGOS = ("reinforce", "kl_penalty", "ppo", "grpo", "dpo")
 # DPO: `Objective.round_learner`); the round knobs apply to them too.
 ROUND_LEARNERS = ("dpo",)
 REWARD_SOURCES = ("true", "ranked", "learned")
+# How a KL weight moves (core.kl.make_controller), for the regulariser's beta and the trust
+# region's alike.
+KL_CONTROLLERS = ("adaptive", "fixed")
 ALL = ALGOS
 
 
@@ -119,7 +122,7 @@ class RunConfig:
     kl_controller: str = knob("adaptive", "How beta (the weight of the KL to the reference) "
                               "moves: the lecture's adaptive rule (halve below target/1.5, "
                               "double above target*1.5), or fixed.",
-                              choices=("adaptive", "fixed"), group="kl",
+                              choices=KL_CONTROLLERS, group="kl",
                               per_algo={"grpo": "fixed", "dpo": "fixed"},
                               per_source={"learned": "adaptive"})
     # A learned reward from a few rankings is another matter (issue 16; benchmarks/README.md,
@@ -174,7 +177,7 @@ class RunConfig:
                                  "catch one large step.", min=0.0, max=1e4,
                                  algos=("kl_penalty",), group="trust")
     trust_controller: str = knob("adaptive", "The trust-region beta: the lecture's adaptive "
-                                 "rule, or fixed at trust_beta.", choices=("adaptive", "fixed"),
+                                 "rule, or fixed at trust_beta.", choices=KL_CONTROLLERS,
                                  algos=("kl_penalty",), group="trust")
 
     # --- REINFORCE / returns

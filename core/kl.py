@@ -13,9 +13,11 @@ import math
 
 import torch
 
+from core.config import FIELDS, KL_CONTROLLERS
 from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape
 
-ESTIMATORS = ("k1", "k2", "k3")
+# the choices, with what each means, are written once, in the knob's metadata (core.config)
+ESTIMATORS = FIELDS["kl_estimator"].metadata["choices"]
 
 
 def kl_estimate(logp, logp_ref, kind: str = "k1", mask=None) -> Tensor:
@@ -124,7 +126,10 @@ class AdaptiveKLController:
 
 
 class FixedKLController:
-    """A constant beta, for comparing against the adaptive rules (PPO paper, Table 1)."""
+    """A constant beta, for comparing against the adaptive rules (PPO paper, Table 1). It has no
+    target (`target` is None), which is how a caller tells the two apart."""
+
+    target: float | None = None   # a class attribute: a resume's saved state stays as it was
 
     def __init__(self, beta: float):
         if not (isinstance(beta, (int, float)) and beta >= 0):
@@ -134,3 +139,21 @@ class FixedKLController:
     def update(self, kl) -> float:
         return self.beta
 
+
+
+# The one list of controllers, and the one place that builds one: the regulariser's (the run's
+# kl_controller) and the trust region's (kl_penalty's trust_controller) alike.
+CONTROLLERS = KL_CONTROLLERS
+
+
+def make_controller(kind: str, beta: float, target: float, *, beta_min: float = 0.0,
+                    beta_max: float = math.inf, interval: int = 1):
+    """An `AdaptiveKLController` toward `target`, or a `FixedKLController` at `beta`. Both have
+    `beta`, `target` (None for the fixed one) and `update(kl) -> beta`."""
+    if kind == "fixed":
+        return FixedKLController(beta)
+    if kind != "adaptive":
+        raise ValueError(f"unknown KL controller {kind!r}; expected one of "
+                         f"{', '.join(CONTROLLERS)}")
+    return AdaptiveKLController(beta, target, beta_min=beta_min, beta_max=beta_max,
+                                interval=interval)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import torch
 
+from core.config import FIELDS
 from core.tensor_utils import Tensor
 
-SCHEMES = ("fixed", "normalized", "log", "exp")
+# the choices, with what each means, are written once, in the knob's metadata (core.config)
+SCHEMES = FIELDS["rank_scheme"].metadata["choices"]
 
 
 def _check_ranks(ranks) -> Tensor:

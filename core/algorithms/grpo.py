@@ -39,10 +39,12 @@ import torch
 from core.advantages import constant_groups, group_relative_advantages
 from core.algorithms.base import Objective, broadcast_sequence, stats
 from core.algorithms.ppo import approx_kl, clipped_surrogate_terms
+from core.config import FIELDS
 from core.kl import kl_estimate
 from core.tensor_utils import Tensor, as_tensor, check_mask, masked_mean
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+# the choices, with what each means, are written once, in the knob's metadata (core.config)
+LOSS_TYPES = FIELDS["loss_type"].metadata["choices"]
 
 
 def aggregate(per_token: Tensor, mask: Tensor, loss_type: str, max_len: int = 0,

@@ -30,7 +30,7 @@ import torch
 
 from core.algorithms.ppo import approx_kl, value_loss
 from core.algorithms.reinforce import Reinforce
-from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
+from core.kl import kl_estimate, make_controller
 from core.tensor_utils import Tensor, as_tensor, check_mask, check_same_shape, masked_mean
 
 
@@ -69,12 +69,9 @@ class KLPenalty(Reinforce):
 
     def __init__(self, cfg, live=None):
         super().__init__(cfg, live)
-        if cfg.trust_controller == "fixed":
-            self.trust = FixedKLController(cfg.trust_beta)
-        else:
-            # Inside [trust_beta_min, 1e6] the rule is exactly the lecture's.
-            self.trust = AdaptiveKLController(cfg.trust_beta, cfg.trust_target,
-                                              beta_min=cfg.trust_beta_min, beta_max=1e6)
+        # Inside [trust_beta_min, 1e6] the adaptive rule is exactly the lecture's.
+        self.trust = make_controller(cfg.trust_controller, cfg.trust_beta, cfg.trust_target,
+                                     beta_min=cfg.trust_beta_min, beta_max=1e6)
         self._beta_in_use = self.trust.beta
 
     def state(self):
@@ -117,14 +114,18 @@ class KLPenalty(Reinforce):
         if math.isfinite(d):
             self.trust.update(d)
         return {"trust/kl": d, "trust/beta": used,
-                "trust/target": getattr(self.trust, "target", self.cfg.trust_target)}
+                "trust/target": self._trust_target()}
+
+    def _trust_target(self) -> float:
+        """The adaptive rule's target; the configured one when β is fixed (no rule)."""
+        return self.cfg.trust_target if self.trust.target is None else self.trust.target
 
     def live_values(self):
         return {"trust_beta": self.trust.beta,
-                "trust_target": getattr(self.trust, "target", self.cfg.trust_target)}
+                "trust_target": self._trust_target()}
 
     def apply_live(self, changes):
         if "trust_beta" in changes:
             self.trust.beta = float(changes["trust_beta"])
-        if "trust_target" in changes and hasattr(self.trust, "target"):
+        if "trust_target" in changes and self.trust.target is not None:
             self.trust.target = float(changes["trust_target"])

@@ -21,7 +21,7 @@ import torch
 
 from core.algorithms import PolicyOutput, Rollout, make_objective
 from core.config import RunConfig, live_fields
-from core.kl import AdaptiveKLController, FixedKLController, kl_estimate
+from core.kl import kl_estimate, make_controller
 from core.lm.batching import encode_prompts
 from core.lm.checkpoints import default_checkpoint, load_checkpoint, resolve_device
 from core.lm.model import ValueHead, frozen_copy, sequence_logprobs
@@ -116,12 +116,10 @@ class Trainer:
 
     @staticmethod
     def _make_controller(cfg):
-        if cfg.kl_controller == "fixed":
-            return FixedKLController(cfg.beta)
         # beta = 0 is "no KL to the reference": the adaptive rule keeps it at 0 (never lifts it
         # to beta_min), and a live edit can turn it on again.
-        return AdaptiveKLController(cfg.beta, cfg.kl_target, beta_min=cfg.beta_min,
-                                    beta_max=cfg.beta_max, interval=cfg.kl_interval)
+        return make_controller(cfg.kl_controller, cfg.beta, cfg.kl_target, beta_min=cfg.beta_min,
+                               beta_max=cfg.beta_max, interval=cfg.kl_interval)
 
     # --- control lives on `self.control` (core/rl/run_control.py); this serves what it asks
     def serve_snapshots(self) -> None:
@@ -156,7 +154,7 @@ class Trainer:
                 group["lr"] = self.cfg.lr
         if "beta" in pending:
             self.controller.beta = self.cfg.beta
-        if "kl_target" in pending and hasattr(self.controller, "target"):
+        if "kl_target" in pending and self.controller.target is not None:
             self.controller.target = self.kl_budget()
         self.objective.apply_live(pending)
         log.info("step %d: applied %s", self.step_index, pending)
@@ -223,7 +221,7 @@ class Trainer:
         self.last_round_step = self.step_index
         if self.cfg.feedback_restart:
             self._restart_policy()
-        if hasattr(self.controller, "target"):
+        if self.controller.target is not None:
             self.controller.target = self.kl_budget()
         events, old = self._round_out
         self._round_out = (events + [event], {**old, **metrics})
@@ -318,7 +316,7 @@ class Trainer:
         t_scored = self._clock()
         batch, metrics = self.objective.prepare(batch, beta)
         metrics.update(self._update(batch, beta))
-        if hasattr(self.controller, "target"):
+        if self.controller.target is not None:
             metrics["kl/target"] = float(self.controller.target)
         if self.objective.measures_update:
             self.policy.eval()

@@ -27,10 +27,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from core.config import FIELDS
 from core.reward_learning.rankings import SOURCES
 from explorer.feedback_worker import TrainRequest
 from explorer.plots import style
 
+# how the knob's choices read in the box
+LOSS_LABELS = {"bradley_terry": "Bradley-Terry (all pairs)",
+               "plackett_luce": "Plackett-Luce (whole rankings)"}
 
 class RewardModelBox(QGroupBox):
     trainRequested = Signal(object)     # TrainRequest
@@ -44,11 +48,15 @@ class RewardModelBox(QGroupBox):
         self.sources = {s: QCheckBox(s, objectName=f"rmSource_{s}", checked=True)
                         for s in SOURCES}
         self.loss = QComboBox(objectName="rmLoss")
-        self.loss.addItem("Bradley-Terry (all pairs)", "bradley_terry")
-        self.loss.addItem("Plackett-Luce (whole rankings)", "plackett_luce")
+        for loss in FIELDS["rm_loss"].metadata["choices"]:   # the knob's, as `rm train`'s
+            self.loss.addItem(LOSS_LABELS.get(loss, loss), loss)
+        self.loss.setToolTip(FIELDS["rm_loss"].metadata["help"])
         self.name = QLineEdit(objectName="rmName", placeholderText="name to save it under")
-        self.steps = QSpinBox(objectName="rmSteps", minimum=10, maximum=2000, value=150,
+        steps = FIELDS["rm_steps"]
+        self.steps = QSpinBox(objectName="rmSteps", minimum=steps.metadata["min"],
+                              maximum=steps.metadata["max"], value=steps.default,
                               singleStep=10, suffix=" updates")
+        self.steps.setToolTip(steps.metadata["help"])
         self.train_button = QPushButton("Train", objectName="rmTrain")
         self.cancel_button = QPushButton("Stop", objectName="rmCancel", enabled=False)
         self.progress = QProgressBar(objectName="rmProgress", textVisible=True)

@@ -190,3 +190,17 @@ def test_adaptive_beta_zero_stays_off():
     assert [ctl.update(kl) for kl in (0.0, 50.0, 0.1)] == [0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="beta"):
         AdaptiveKLController(beta=-1.0, target=1.0)
+
+
+def test_one_builder_and_one_interface_for_both_controllers():
+    from core.kl import AdaptiveKLController, FixedKLController, make_controller
+
+    fixed = make_controller("fixed", 0.3, 6.0)
+    assert isinstance(fixed, FixedKLController) and fixed.target is None
+    assert fixed.update(100.0) == 0.3
+    adaptive = make_controller("adaptive", 0.3, 6.0, beta_min=0.1, interval=2)
+    assert isinstance(adaptive, AdaptiveKLController) and adaptive.target == 6.0
+    assert (adaptive.beta_min, adaptive.interval) == (0.1, 2)
+    assert "target" not in vars(fixed)   # a saved state of a fixed controller holds only beta
+    with pytest.raises(ValueError, match="unknown KL controller 'clever'"):
+        make_controller("clever", 0.3, 6.0)

@@ -142,3 +142,16 @@ def test_reward_model_training_takes_every_core_only_with_no_run(qtbot, tmp_path
     before = torch.get_num_threads()
     worker._train(None)
     assert seen == [expected] and torch.get_num_threads() == before
+
+
+def test_the_reward_model_box_takes_its_choices_and_bounds_from_the_knobs(qtbot):
+    from core.config import FIELDS
+    from explorer.panels.reward_model_box import RewardModelBox
+
+    box = RewardModelBox()
+    qtbot.addWidget(box)
+    assert [box.loss.itemData(i) for i in range(box.loss.count())] == \
+        list(FIELDS["rm_loss"].metadata["choices"])
+    steps = FIELDS["rm_steps"]
+    assert (box.steps.minimum(), box.steps.maximum(), box.steps.value()) == \
+        (steps.metadata["min"], steps.metadata["max"], steps.default)
