@@ -30,6 +30,7 @@ from core.lm.threads import resolve_threads, sampling_threads
 from core.lm.tokenizer import TOKENIZER
 from core.reward_learning.reward_sources import make_reward_source
 from core.rl.faults import Diverged, check_params, nonfinite
+from core.rl.plain_state import load_plain, plain_state
 from core.rl.run_control import RunCancelled, RunControl
 from core.tasks import get_task
 from core.tensor_utils import masked_mean
@@ -262,10 +263,48 @@ class Trainer:
         return time.perf_counter()
 
     def step(self) -> StepResult:
+        """One step, in the lecture's phases: sample from the policy, score the samples, the
+        reference's (and, if needed, the old policy's) pass, the update, then what it measured.
+        Each phase's time is in `perf/*`."""
         events = self._apply_pending()
         cfg, t_start = self.cfg, time.perf_counter()
         beta = self.controller.beta
+        prompts, prompt_ids, prompt_mask, sample = self._rollout()
+        t_sampled = self._clock()
+        completions, scored, input_ids, attention_mask = self._score(prompts, prompt_ids,
+                                                                    prompt_mask, sample)
+        t_rewarded = self._clock()
+        batch = self._reference_pass(prompt_ids, input_ids, attention_mask, sample, scored)
+        t_scored = self._clock()
+        batch, metrics = self.objective.prepare(batch, beta)
+        metrics.update(self._update(batch, beta))
+        if self.controller.target is not None:
+            metrics["kl/target"] = float(self.controller.target)
+        if self.objective.measures_update:
+            self.policy.eval()
+            with torch.inference_mode():
+                logp_new = self._forward(self.policy, batch, False, cfg.group_size).logp.clone()
+            metrics.update(self.objective.after_update(batch, logp_new))
+        t_updated = self._clock()
+        metrics.update(self._measure(batch, scored, beta, t_start, t_sampled, t_rewarded,
+                                     t_scored, t_updated))
+        samples = [
+            {"prompt": p, "completion": c, "reward": float(r), "true_reward": float(t)}
+            for p, c, r, t in list(zip(prompts, completions, scored.scores, scored.true,
+                                       strict=True))[:: max(1, cfg.group_size // 2)]
+        ][: cfg.samples_per_step]
+        if self.step_index == 0:
+            metrics.update(self.reward_source.metrics)
+        round_events, round_metrics = self._round_out
+        self._round_out = ([], {})
+        metrics.update(round_metrics)
+        result = StepResult(self.step_index, metrics, samples, events + round_events)
+        self.step_index += 1
+        return result
 
+    def _rollout(self):
+        """Phase 1: group_size samples of prompts_per_step prompts from the current policy."""
+        cfg = self.cfg
         prompts = [p for p in self.task.sample_prompts(cfg.prompts_per_step, self.rng)
                    for _ in range(cfg.group_size)]
         prompt_ids, prompt_mask = encode_prompts(prompts, self.device)
@@ -279,19 +318,25 @@ class Trainer:
                               return_hidden=self.value_head is not None).trimmed()
         finally:   # whatever runs next on this thread gets the passes' count back
             torch.set_num_threads(self.threads)
-        t_sampled = self._clock()
-        mask = sample.mask
+        return prompts, prompt_ids, prompt_mask, sample
+
+    def _score(self, prompts, prompt_ids, prompt_mask, sample):
+        """Phase 2: the run's reward source scores the decoded samples (and the true reward)."""
         input_ids = torch.cat([prompt_ids, sample.tokens], dim=1)
-        attention_mask = torch.cat([prompt_mask, mask], dim=1)
+        attention_mask = torch.cat([prompt_mask, sample.mask], dim=1)
         completions = [self.tok.decode(row) for row in sample.tokens.tolist()]
         scored = self.reward_source.score(prompts, completions, input_ids, attention_mask,
-                                          cfg.group_size)
+                                          self.cfg.group_size)
         bad = nonfinite(scored.scores)
         if bad:
             raise Diverged(self.step_index, f"reward is {bad}", params_intact=True)
-        scores = torch.as_tensor(scored.scores, device=self.device)
-        t_rewarded = self._clock()
+        return completions, scored, input_ids, attention_mask
 
+    def _reference_pass(self, prompt_ids, input_ids, attention_mask, sample, scored) -> Rollout:
+        """Phase 3: the frozen reference's log-probs (and the old policy's own pass when
+        sampling truncated it), making the step's Rollout."""
+        cfg, mask = self.cfg, sample.mask
+        scores = torch.as_tensor(scored.scores, device=self.device)
         P = prompt_ids.shape[1]
         with torch.inference_mode():   # ~10% faster than no_grad here; clone() below exits it
             logp_ref = sequence_logprobs(self.reference, input_ids, attention_mask, P,
@@ -311,26 +356,19 @@ class Trainer:
         # Inference tensors may not be saved for backward; these feed the loss as constants.
         logp_ref, logp_old = logp_ref.clone(), logp_old.clone()
         values_old = None if values_old is None else values_old.clone()
-        batch = Rollout(input_ids, attention_mask, P, mask, logp_old * mask, logp_ref * mask,
-                        values_old, scores, cfg.group_size, max_new_tokens=self.max_new_tokens)
-        t_scored = self._clock()
-        batch, metrics = self.objective.prepare(batch, beta)
-        metrics.update(self._update(batch, beta))
-        if self.controller.target is not None:
-            metrics["kl/target"] = float(self.controller.target)
-        if self.objective.measures_update:
-            self.policy.eval()
-            with torch.inference_mode():
-                logp_new = self._forward(self.policy, batch, False, cfg.group_size).logp.clone()
-            metrics.update(self.objective.after_update(batch, logp_new))
-        t_updated = self._clock()
+        return Rollout(input_ids, attention_mask, P, mask, logp_old * mask, logp_ref * mask,
+                       values_old, scores, cfg.group_size, max_new_tokens=self.max_new_tokens)
 
+    def _measure(self, batch: Rollout, scored, beta: float, t_start: float, t_sampled: float,
+                 t_rewarded: float, t_scored: float, t_updated: float) -> dict[str, float]:
+        """Phase 5: the KL the controller reads (and moves β by), and the step's metrics."""
+        cfg, mask = self.cfg, batch.mask
         kl_seq = {k: float(kl_estimate(batch.logp_old, batch.logp_ref, k, mask=mask).sum(1).mean())
                   for k in ("k1", "k2", "k3")}
         self.controller.update(kl_seq[cfg.kl_estimator])
         step_s = time.perf_counter() - t_start
         n_tokens = float(mask.sum())
-        metrics.update(scored.metrics)
+        metrics = dict(scored.metrics)
         self.last_disagreement_ratio = scored.metrics.get("rm/disagreement_ratio", float("nan"))
         metrics.update({
             "step": float(self.step_index),
@@ -354,19 +392,7 @@ class Trainer:
             "perf/update_s": t_updated - t_scored,
             "perf/tokens_per_s": n_tokens / step_s,
         })
-        samples = [
-            {"prompt": p, "completion": c, "reward": float(r), "true_reward": float(t)}
-            for p, c, r, t in list(zip(prompts, completions, scored.scores, scored.true,
-                                       strict=True))[:: max(1, cfg.group_size // 2)]
-        ][: cfg.samples_per_step]
-        if self.step_index == 0:
-            metrics.update(self.reward_source.metrics)
-        round_events, round_metrics = self._round_out
-        self._round_out = ([], {})
-        metrics.update(round_metrics)
-        result = StepResult(self.step_index, metrics, samples, events + round_events)
-        self.step_index += 1
-        return result
+        return metrics
 
     def _update(self, batch: Rollout, beta: float) -> dict[str, float]:
         cfg = self.cfg
@@ -413,6 +439,69 @@ class Trainer:
         if entropy_first is not None:
             out["policy/entropy"] = entropy_first
         return out
+
+    # --- its state, for a resume (core.store.train_state writes and reads it)
+    def state_dict(self) -> dict:
+        """Everything later steps depend on, as tensors and JSON-able values: the weights,
+        Adam's moments, every generator, β's controller, the objective's and the learned
+        reward's state, and the rounds so far."""
+        source = self.reward_source
+        model = getattr(source, "model", None)
+        feedback_rng = self._feedback_rng()
+        return {
+            "step": self.step_index,
+            "config": self.cfg.to_dict(),
+            "time_s": time.perf_counter() - self._t0,
+            "policy": self.policy.state_dict(),
+            "value_head": None if self.value_head is None else self.value_head.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "feedback_rng": None if feedback_rng is None else feedback_rng.bit_generator.state,
+            "controller": plain_state(self.controller),
+            "objective": self.objective.state(),
+            "reward": {"model": None if model is None else model.state_dict(),
+                       "metrics": source.metrics,
+                       "rankings": [] if model is None else
+                       [{**r.to_json(), "true": list(r.true)} for r in source.rankings],
+                       "gpt_config": None if model is None else model.trunk.config.to_dict()},
+            "round_out": self._round_out,
+            "rounds": {"done": self.rounds_done, "last_step": self.last_round_step,
+                       "ratio": self.last_disagreement_ratio},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Carry on from `state_dict()`'s values (the learned reward is restored at set-up)."""
+        self.policy.load_state_dict(state["policy"], strict=True)
+        if self.value_head is not None:
+            self.value_head.load_state_dict(state["value_head"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        load_plain(self.controller, state["controller"])
+        self.objective.load_state(state["objective"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        if state.get("feedback_rng") and self._feedback_rng() is not None:
+            self._feedback_rng().bit_generator.state = state["feedback_rng"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        events, metrics = state["round_out"]
+        self._round_out = (list(events), dict(metrics))
+        rounds = state["rounds"]
+        self.rounds_done = int(rounds.get("done", 0))
+        self.last_round_step = int(rounds.get("last_step", 0))
+        ratio = rounds.get("ratio")
+        self.last_disagreement_ratio = float("nan") if ratio is None else float(ratio)
+        self.step_index = int(state["step"])
+        self._t0 = time.perf_counter() - float(state["time_s"])
+
+    def _feedback_rng(self):
+        """The simulated annotator's own generator for feedback rounds, when it has one."""
+        rng = getattr(getattr(self.feedback, "annotator", None), "rng", None)
+        return rng if rng is not None and rng is not self.rng else None
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, a resume's earlier ones included."""
+        return time.perf_counter() - self._t0
 
     # --- persistence
     def save_policy(self, path) -> None:

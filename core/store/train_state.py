@@ -24,29 +24,11 @@ import torch
 from core.config import RunConfig
 
 FORMAT = "rlhf-explorer-state/1"
-_PLAIN = (int, float, str, bool, type(None))
 
 
 def state_path(checkpoint: Path) -> Path:
     """The state file that goes with the policy checkpoint `step-000050.safetensors`."""
     return checkpoint.with_name(checkpoint.name.replace("step-", "state-", 1))
-
-
-def plain_state(obj) -> dict:
-    """The plain attributes (numbers, strings, lists of numbers) of a small stateful object:
-    a KL controller, a moving-average baseline."""
-    out = {}
-    for key, value in vars(obj).items():
-        if isinstance(value, _PLAIN) or (isinstance(value, list)
-                                         and all(isinstance(v, _PLAIN) for v in value)):
-            out[key] = value
-    return out
-
-
-def load_plain(obj, state: dict) -> None:
-    for key, value in state.items():
-        if key in vars(obj):
-            setattr(obj, key, list(value) if isinstance(value, list) else value)
 
 
 def _encode(value):
@@ -55,66 +37,48 @@ def _encode(value):
 
 
 def save_state(path: Path, trainer) -> None:
-    """Write the trainer's full state after `trainer.step_index` steps, atomically."""
+    """Write the trainer's full state (`Trainer.state_dict`) after `trainer.step_index` steps,
+    atomically: tensors as tensors, the rest as JSON metadata."""
     from safetensors.torch import save_file
 
     from core.store.storage import atomic_write
 
+    state = trainer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
-    for k, v in trainer.policy.state_dict().items():
+    for k, v in state["policy"].items():
         tensors[f"policy.{k}"] = v
-    if trainer.value_head is not None:
-        for k, v in trainer.value_head.state_dict().items():
-            tensors[f"value_head.{k}"] = v
-    optim = trainer.optimizer.state_dict()
+    for k, v in (state["value_head"] or {}).items():
+        tensors[f"value_head.{k}"] = v
     optim_plain: dict[str, dict] = {}
-    for index, slot in optim["state"].items():
+    for index, slot in state["optimizer"]["state"].items():
         for key, value in slot.items():
             if isinstance(value, torch.Tensor):
                 tensors[f"optim.{index}.{key}"] = value
             else:
                 optim_plain.setdefault(str(index), {})[key] = value
-    tensors["rng.generator"] = trainer.generator.get_state()
-    tensors["rng.torch"] = torch.get_rng_state()
-    source = trainer.reward_source
-    rankings = []
-    if getattr(source, "model", None) is not None:
-        for k, v in source.model.state_dict().items():
-            tensors[f"reward_model.{k}"] = v
-        rankings = [{**r.to_json(), "true": list(r.true)} for r in source.rankings]
+    tensors["rng.generator"] = state["generator"]
+    tensors["rng.torch"] = state["torch_rng"]
+    reward = state["reward"]
+    for k, v in (reward["model"] or {}).items():
+        tensors[f"reward_model.{k}"] = v
     meta = {
         "format": FORMAT,
-        "step": trainer.step_index,
-        "config": trainer.cfg.to_dict(),
-        "time_s": time_elapsed(trainer),
-        "optimizer": {"param_groups": optim["param_groups"], "plain": optim_plain},
-        "controller": plain_state(trainer.controller),
-        "objective": trainer.objective.state(),
-        "numpy_rng": trainer.rng.bit_generator.state,
-        "feedback_rng": _feedback_rng(trainer).bit_generator.state if _feedback_rng(trainer)
-        else None,
-        "reward": {"metrics": source.metrics, "rankings": rankings,
-                   "gpt_config": (source.model.trunk.config.to_dict()
-                                  if getattr(source, "model", None) is not None else None)},
-        "round_out": trainer._round_out,
-        "rounds": {"done": trainer.rounds_done, "last_step": trainer.last_round_step,
-                   "ratio": trainer.last_disagreement_ratio},
+        "step": state["step"],
+        "config": state["config"],
+        "time_s": state["time_s"],
+        "optimizer": {"param_groups": state["optimizer"]["param_groups"], "plain": optim_plain},
+        "controller": state["controller"],
+        "objective": state["objective"],
+        "numpy_rng": state["numpy_rng"],
+        "feedback_rng": state["feedback_rng"],
+        "reward": {"metrics": reward["metrics"], "rankings": reward["rankings"],
+                   "gpt_config": reward["gpt_config"]},
+        "round_out": state["round_out"],
+        "rounds": state["rounds"],
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={
         "format": "pt", "state": _encode(meta)}))
-
-
-def _feedback_rng(trainer):
-    """The simulated annotator's own generator for feedback rounds, when it has one."""
-    rng = getattr(getattr(trainer.feedback, "annotator", None), "rng", None)
-    return rng if rng is not None and rng is not trainer.rng else None
-
-
-def time_elapsed(trainer) -> float:
-    import time
-
-    return time.perf_counter() - trainer._t0
 
 
 @dataclass
@@ -166,38 +130,29 @@ class TrainState:
         metrics = {k: float(v) for k, v in reward.get("metrics", {}).items()}
         return model, rankings, metrics
 
-    def apply(self, trainer) -> None:
-        """Put the trainer where it was when the state was saved."""
-        import time
-
+    def trainer_state(self) -> dict:
+        """The saved state in `Trainer.state_dict`'s form (the reward model, read at set-up
+        by `reward_model`, is not in it)."""
         meta = self.meta
-        trainer.policy.load_state_dict(self._part("policy."), strict=True)
-        if trainer.value_head is not None:
-            trainer.value_head.load_state_dict(self._part("value_head."), strict=True)
         slots: dict[int, dict] = {}
         for key, value in self._part("optim.").items():
             index, name = key.split(".", 1)
             slots.setdefault(int(index), {})[name] = value   # load_state_dict places them
         for index, plain in meta["optimizer"]["plain"].items():
             slots.setdefault(int(index), {}).update(plain)
-        trainer.optimizer.load_state_dict({"state": slots,
-                                           "param_groups": meta["optimizer"]["param_groups"]})
-        load_plain(trainer.controller, meta["controller"])
-        trainer.objective.load_state(meta["objective"])
-        trainer.rng.bit_generator.state = meta["numpy_rng"]
-        if meta.get("feedback_rng") and _feedback_rng(trainer) is not None:
-            _feedback_rng(trainer).bit_generator.state = meta["feedback_rng"]
-        trainer.generator.set_state(self.tensors["rng.generator"])
-        torch.set_rng_state(self.tensors["rng.torch"])
-        events, metrics = meta.get("round_out") or ([], {})
-        trainer._round_out = (list(events), dict(metrics))
-        rounds = meta.get("rounds") or {}
-        trainer.rounds_done = int(rounds.get("done", 0))
-        trainer.last_round_step = int(rounds.get("last_step", 0))
-        ratio = rounds.get("ratio")
-        trainer.last_disagreement_ratio = float("nan") if ratio is None else float(ratio)
-        trainer.step_index = self.step
-        trainer._t0 = time.perf_counter() - float(meta.get("time_s", 0.0))
+        return {
+            "step": self.step, "time_s": float(meta.get("time_s", 0.0)),
+            "policy": self._part("policy."), "value_head": self._part("value_head."),
+            "optimizer": {"state": slots, "param_groups": meta["optimizer"]["param_groups"]},
+            "generator": self.tensors["rng.generator"], "torch_rng": self.tensors["rng.torch"],
+            "numpy_rng": meta["numpy_rng"], "feedback_rng": meta.get("feedback_rng"),
+            "controller": meta["controller"], "objective": meta["objective"],
+            "round_out": meta.get("round_out") or ([], {}), "rounds": meta.get("rounds") or {},
+        }
+
+    def apply(self, trainer) -> None:
+        """Put the trainer where it was when the state was saved."""
+        trainer.load_state_dict(self.trainer_state())
         self._carry_edits(trainer)
 
     def _carry_edits(self, trainer) -> None:
