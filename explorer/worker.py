@@ -37,7 +37,7 @@ ROUND_REASONS = {
 
 @dataclass(frozen=True)
 class RoundRequest:
-    """The groups a round asks the person to rank, and why it asks (Trainer.round_reason)."""
+    """The groups a round asks the person to rank, and why it asks (Rounds.reason)."""
     groups: tuple
     why: str = ""
 
@@ -146,7 +146,7 @@ class TrainingThread(QThread):
         while not self._answers.empty():   # a stale answer from an earlier round
             self._answers.get_nowait()
         with self._lock:
-            why = getattr(self._trainer, "round_reason", "") if self._trainer else ""
+            why = self._trainer.rounds.reason if self._trainer else ""
         self.roundRequested.emit(RoundRequest(tuple(groups), why))
         while not self.control.stop_requested:
             with self._lock:

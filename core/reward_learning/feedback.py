@@ -256,31 +256,48 @@ def with_base_sample(group: Group, base: Group, at: int) -> Group:
                  group.policy, true, scores)
 
 
-def round_groups(trainer) -> tuple[list[Group], dict[tuple, int]]:
+@dataclass(frozen=True)
+class RoundContext:
+    """What a round needs from the run, and nothing else: the trainer makes one per round."""
+    cfg: object                 # the live RunConfig
+    task: object
+    policy: object              # samples the groups
+    reference: object           # the base model: the blind base sample
+    learner: object             # what learns from the rankings (Objective.round_learner): it
+                                # has `model` (members that choose the groups, or None),
+                                # `rankings`, `fresh_accuracy(...)` and `update(...)`
+    rng: np.random.Generator
+    generator: torch.Generator
+    max_new_tokens: int
+    label: str                  # what sampled them: "run ID step N"
+    step: int
+    reason: str                 # why the round is asked: asked, every, unsure
+    stopped: object             # () -> bool: the run was asked to stop
+
+
+def round_groups(ctx: RoundContext) -> tuple[list[Group], dict[tuple, int]]:
     """The groups a round asks about, and where each group's blind base sample is (keyed by
     prompt and responses). The policy samples `feedback_pool` times the groups needed; the
     ones its reward model's members disagree on most are asked (with one member, a pool of 1,
     or no reward model (online DPO), the first ones)."""
-    cfg = trainer.cfg
-    model = trainer.objective.round_learner(trainer).model   # None: nothing to score with
+    cfg = ctx.cfg
+    model = ctx.learner.model   # None: nothing to score with
     pool = cfg.feedback_pool if model is not None and model.n_members > 1 else 1
-    prompts = trainer.task.sample_prompts(cfg.feedback_groups * pool, trainer.rng)
-    label = f"{trainer.run_label} step {trainer.step_index}"
-    groups = sample_groups(trainer.policy, trainer.task, prompts, cfg.rm_k, trainer.max_new_tokens,
-                           cfg.temperature, trainer.generator, label, model,
+    prompts = ctx.task.sample_prompts(cfg.feedback_groups * pool, ctx.rng)
+    groups = sample_groups(ctx.policy, ctx.task, prompts, cfg.rm_k, ctx.max_new_tokens,
+                           cfg.temperature, ctx.generator, ctx.label, model,
                            min_new_tokens=cfg.min_new_tokens)
     if pool > 1:
-        keep = most_unsure(group_spreads(model, groups, trainer.max_new_tokens),
-                           cfg.feedback_groups)
+        keep = most_unsure(group_spreads(model, groups, ctx.max_new_tokens), cfg.feedback_groups)
         groups = [groups[i] for i in keep]
     where: dict[tuple, int] = {}
     if cfg.feedback_base_sample:
-        bases = sample_groups(trainer.reference, trainer.task, [g.prompt for g in groups], 1,
-                              trainer.max_new_tokens, cfg.temperature, trainer.generator, label,
+        bases = sample_groups(ctx.reference, ctx.task, [g.prompt for g in groups], 1,
+                              ctx.max_new_tokens, cfg.temperature, ctx.generator, ctx.label,
                               model, min_new_tokens=cfg.min_new_tokens)
         mixed = []
         for g, b in zip(groups, bases, strict=True):
-            at = int(trainer.rng.integers(len(g.responses) + 1))
+            at = int(ctx.rng.integers(len(g.responses) + 1))
             g = with_base_sample(g, b, at)
             where[(g.prompt, g.responses)] = at
             mixed.append(g)
@@ -288,21 +305,21 @@ def round_groups(trainer) -> tuple[list[Group], dict[tuple, int]]:
     return groups, where
 
 
-def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, float]]:
-    """One iterated-RLHF round on `trainer`'s current policy: (event, metrics). Runs on the
-    trainer's thread, between steps. What learns from the new rankings is the objective's
-    `round_learner`: the learned reward model, or DPO itself.
+def feedback_round(ctx: RoundContext, feedback, progress=None) -> tuple[dict, dict[str, float]]:
+    """One iterated-RLHF round on the run's current policy: (event, metrics). Runs on the
+    trainer's thread, between steps. What learns from the new rankings is `ctx.learner` (the
+    objective's `round_learner`): the learned reward model, or DPO itself.
 
     Before the reward model trains on the new rankings it is scored on them
     (`rm/fresh_accuracy`): how well it predicted what the person now says about the policy's
     samples, the honest measure of over-optimisation (online DPO's is `dpo/fresh_accuracy`, its
     implicit reward's). With a base sample in each group the ranks also give `eval/win_rate`."""
-    cfg, learner = trainer.cfg, trainer.objective.round_learner(trainer)
-    groups, where = round_groups(trainer)
+    cfg, learner = ctx.cfg, ctx.learner
+    groups, where = round_groups(ctx)
     new = list(feedback.rank(groups) or [])
     metrics: dict[str, float] = {}
     if new:
-        metrics.update(learner.fresh_accuracy(new, trainer.max_new_tokens))
+        metrics.update(learner.fresh_accuracy(new, ctx.max_new_tokens))
     placed = [(r.ranks, where[(r.prompt, r.responses)]) for r in new
               if (r.prompt, r.responses) in where]
     if placed:
@@ -312,20 +329,19 @@ def feedback_round(trainer, feedback, progress=None) -> tuple[dict, dict[str, fl
         # A set-up progress callback may raise to cancel a run (core.store.session.RunCancelled);
         # in a
         # round the `stop` below ends training instead, and the run saves its last checkpoint.
-        if progress and not trainer.control.stop_requested:
+        if progress and not ctx.stopped():
             try:
                 progress(*args)
             except Exception:  # noqa: BLE001 (see above)
                 pass
 
-    if new and not trainer.control.stop_requested:
-        metrics.update(learner.update(new, cfg, trainer.max_new_tokens, report,
-                                      stop=lambda: trainer.control.stop_requested))
-    event = {"kind": "feedback_round", "step": trainer.step_index, "new_rankings": len(new),
-             "rankings": len(learner.rankings), "why": trainer.round_reason,
+    if new and not ctx.stopped():
+        metrics.update(learner.update(new, cfg, ctx.max_new_tokens, report, stop=ctx.stopped))
+    event = {"kind": "feedback_round", "step": ctx.step, "new_rankings": len(new),
+             "rankings": len(learner.rankings), "why": ctx.reason,
              "base_at": [at for _, at in placed], **metrics}
-    log.info("feedback round at step %d (%s): %d new rankings, %s", trainer.step_index,
-             trainer.round_reason, len(new), metrics)
+    log.info("feedback round at step %d (%s): %d new rankings, %s", ctx.step, ctx.reason,
+             len(new), metrics)
     return event, metrics
 
 

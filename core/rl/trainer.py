@@ -31,15 +31,13 @@ from core.lm.tokenizer import TOKENIZER
 from core.reward_learning.reward_sources import make_reward_source
 from core.rl.faults import Diverged, check_params, nonfinite
 from core.rl.plain_state import load_plain, plain_state
+from core.rl.rounds import Rounds
 from core.rl.run_control import RunCancelled, RunControl
 from core.tasks import get_task
 from core.tensor_utils import masked_mean
 
 log = logging.getLogger(__name__)
 
-# Steps between a round and the next one the members' disagreement asks for: the policy needs a
-# few steps on the updated reward model before its disagreement says anything new.
-UNSURE_GAP = 10
 
 
 @dataclass(frozen=True)
@@ -66,10 +64,7 @@ class Trainer:
             self.control.commit(cfg)
         self.progress, self.data_dir, self.run_label = progress, data_dir, run_label
         self.feedback = feedback
-        self._round_out: tuple[list[dict], dict] = ([], {})
-        # Iterated rounds: how many so far, the step of the last, and why the next one is asked.
-        self.rounds_done, self.last_round_step, self.round_reason = 0, 0, ""
-        self.last_disagreement_ratio = float("nan")
+        self.rounds = Rounds()   # iterated rounds: when the next is due, what the last ones said
         self.step_index = 0
         self.threads = resolve_threads(cfg.threads, beside_gui)
         self.sample_threads = sampling_threads(cfg.threads, beside_gui)
@@ -174,33 +169,17 @@ class Trainer:
                 if control.stop_requested:
                     break
                 yield self.step()
-                if self._round_due():
+                if self.round_due():
                     self._feedback_round()
         finally:
             control.end()   # nobody waits forever on a run that has ended
 
-    def _round_due(self) -> bool:
-        """Whether to ask for a round now, with `round_reason` saying why: asked for (the
-        window's Rank now), the schedule (`feedback_every`), or the members' disagreement past
-        `feedback_unsure` (at least UNSURE_GAP steps after the last round, so that the update it
-        brought shows first). `feedback_max_rounds` caps the scheduled and unsure ones."""
-        cfg = self.cfg
-        if not self.takes_rounds() or self.step_index >= cfg.steps \
+    def round_due(self) -> bool:
+        """Whether to ask for a round now (`Rounds.due`, which says why in `rounds.reason`)."""
+        if not self.takes_rounds() or self.step_index >= self.cfg.steps \
                 or self.control.stop_requested:
             return False
-        if self.control.take_round():
-            self.round_reason = "asked"
-            return True
-        if cfg.feedback_max_rounds and self.rounds_done >= cfg.feedback_max_rounds:
-            return False
-        if cfg.feedback_every and self.step_index % cfg.feedback_every == 0:
-            self.round_reason = "every"
-            return True
-        if cfg.feedback_unsure and self.last_disagreement_ratio >= cfg.feedback_unsure \
-                and self.step_index - self.last_round_step >= UNSURE_GAP:
-            self.round_reason = "unsure"
-            return True
-        return False
+        return self.rounds.due(self.cfg, self.step_index, asked=self.control.take_round())
 
     def takes_rounds(self) -> bool:
         """Whether rounds of feedback have something to train (a learned reward, online DPO)."""
@@ -209,27 +188,29 @@ class Trainer:
     def _feedback_round(self) -> None:
         """Rank the current policy's samples and update the reward model; the round's event and
         metrics go out with the next step."""
-        from core.reward_learning.feedback import SimulatedFeedback, feedback_round
+        from core.reward_learning.feedback import RoundContext, SimulatedFeedback, feedback_round
 
-        log.info("round at step %d: %s", self.step_index, self.round_reason)
+        log.info("round at step %d: %s", self.step_index, self.rounds.reason)
         if self.feedback is None:
             self.feedback = SimulatedFeedback(self.cfg.annotator_temperature, self.rng)
+        context = RoundContext(
+            self.cfg, self.task, self.policy, self.reference, self.objective.round_learner(self),
+            self.rng, self.generator, self.max_new_tokens,
+            f"{self.run_label} step {self.step_index}", self.step_index, self.rounds.reason,
+            lambda: self.control.stop_requested)
         try:
-            event, metrics = feedback_round(self, self.feedback, self.progress)
+            event, metrics = feedback_round(context, self.feedback, self.progress)
         except RunCancelled:
             return
-        self.rounds_done += 1
-        self.last_round_step = self.step_index
+        self.rounds.record(self.step_index, event, metrics)
         if self.cfg.feedback_restart:
             self._restart_policy()
         if self.controller.target is not None:
             self.controller.target = self.kl_budget()
-        events, old = self._round_out
-        self._round_out = (events + [event], {**old, **metrics})
 
     def kl_budget(self) -> float:
         """The adaptive rule's KL target: kl_target, widened by each round of feedback."""
-        return self.cfg.kl_target + self.cfg.kl_target_per_round * self.rounds_done
+        return self.cfg.kl_target + self.cfg.kl_target_per_round * self.rounds.done
 
     def _restart_policy(self) -> None:
         """`feedback_restart`: the policy, its optimiser's moments and β start again from the
@@ -295,8 +276,7 @@ class Trainer:
         ][: cfg.samples_per_step]
         if self.step_index == 0:
             metrics.update(self.reward_source.metrics)
-        round_events, round_metrics = self._round_out
-        self._round_out = ([], {})
+        round_events, round_metrics = self.rounds.take_pending()
         metrics.update(round_metrics)
         result = StepResult(self.step_index, metrics, samples, events + round_events)
         self.step_index += 1
@@ -369,7 +349,7 @@ class Trainer:
         step_s = time.perf_counter() - t_start
         n_tokens = float(mask.sum())
         metrics = dict(scored.metrics)
-        self.last_disagreement_ratio = scored.metrics.get("rm/disagreement_ratio", float("nan"))
+        self.rounds.disagreement_ratio = scored.metrics.get("rm/disagreement_ratio", math.nan)
         metrics.update({
             "step": float(self.step_index),
             "time_s": time.perf_counter() - self._t0,
@@ -466,9 +446,8 @@ class Trainer:
                        "rankings": [] if model is None else
                        [{**r.to_json(), "true": list(r.true)} for r in source.rankings],
                        "gpt_config": None if model is None else model.trunk.config.to_dict()},
-            "round_out": self._round_out,
-            "rounds": {"done": self.rounds_done, "last_step": self.last_round_step,
-                       "ratio": self.last_disagreement_ratio},
+            "round_out": self.rounds.state_dict()[0],
+            "rounds": self.rounds.state_dict()[1],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -484,13 +463,7 @@ class Trainer:
             self._feedback_rng().bit_generator.state = state["feedback_rng"]
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        events, metrics = state["round_out"]
-        self._round_out = (list(events), dict(metrics))
-        rounds = state["rounds"]
-        self.rounds_done = int(rounds.get("done", 0))
-        self.last_round_step = int(rounds.get("last_step", 0))
-        ratio = rounds.get("ratio")
-        self.last_disagreement_ratio = float("nan") if ratio is None else float(ratio)
+        self.rounds.load_state_dict(state["round_out"], state["rounds"])
         self.step_index = int(state["step"])
         self._t0 = time.perf_counter() - float(state["time_s"])
 

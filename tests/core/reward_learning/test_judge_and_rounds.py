@@ -256,9 +256,10 @@ def test_fresh_accuracy_is_measured_before_the_model_trains_on_the_rankings(save
     monkeypatch.setattr(rm, "pairwise_accuracy", spy_accuracy)
     monkeypatch.setattr(source, "update", spy_update)
     trainer.step_index = 1
-    trainer.round_reason = "every"
-    _, metrics = feedback.feedback_round(
-        trainer, feedback.SimulatedFeedback(0.1, np.random.default_rng(0)))
+    trainer.rounds.reason = "every"
+    trainer.feedback = feedback.SimulatedFeedback(0.1, np.random.default_rng(0))
+    trainer._feedback_round()
+    _, metrics = trainer.rounds.pending
     # (the update's own held-out evaluation measures accuracy again, after it)
     assert [what for what, _ in seen][:2] == ["accuracy", "update"]
     assert seen[0][1] is first          # the model as it was before this round's rankings
@@ -271,14 +272,17 @@ def test_a_round_comes_when_the_members_disagree_and_stops_at_the_cap(saved_mode
                              feedback_unsure=1.5, feedback_max_rounds=1, **TINY)
     trainer = Trainer(cfg, data_dir=saved_model)
     trainer.step_index = 12
-    trainer.last_disagreement_ratio = 1.4
-    assert not trainer._round_due()          # below the threshold
-    trainer.last_disagreement_ratio = 1.6
-    assert trainer._round_due() and trainer.round_reason == "unsure"
-    trainer.last_round_step = 5
-    assert not trainer._round_due()          # too soon after the last round
-    trainer.last_round_step, trainer.rounds_done = 0, 1
-    assert not trainer._round_due()          # the cap
+    rounds = trainer.rounds
+    rounds.disagreement_ratio = 1.4
+    assert not trainer.round_due()          # below the threshold
+    rounds.disagreement_ratio = 1.6
+    assert trainer.round_due() and rounds.reason == "unsure"
+    rounds.last_step = 5
+    assert not trainer.round_due()          # too soon after the last round
+    rounds.last_step, rounds.done = 0, 1
+    assert not trainer.round_due()          # the cap
+    trainer.control.request_round()
+    assert trainer.round_due() and rounds.reason == "asked"   # asked for: past the cap too
 
 
 def test_the_example_judge_in_the_docs_works_and_is_about_twenty_lines(tmp_path):
@@ -307,11 +311,11 @@ def test_feedback_restart_starts_the_policy_again_from_the_base_model(saved_mode
     moved = any(not torch.equal(p, r) for p, r in
                 zip(trainer.policy.parameters(), trainer.reference.parameters(), strict=True))
     assert moved
-    trainer.round_reason = "every"
+    trainer.rounds.reason = "every"
     trainer._feedback_round()
     same = all(torch.equal(p, r) for p, r in
                zip(trainer.policy.parameters(), trainer.reference.parameters(), strict=True))
-    assert same == restart and trainer.rounds_done == 1
+    assert same == restart and trainer.rounds.done == 1
     trainer.step()   # and it trains on from there
 
 
@@ -323,10 +327,10 @@ def test_each_round_widens_the_kl_budget_by_kl_target_per_round(saved_model):
     trainer = Trainer(cfg, data_dir=saved_model)
     assert trainer.controller.target == 4.0
     trainer.step()
-    trainer.round_reason = "every"
+    trainer.rounds.reason = "every"
     trainer._feedback_round()
     trainer._feedback_round()
-    assert trainer.rounds_done == 2 and trainer.controller.target == pytest.approx(7.0)
+    assert trainer.rounds.done == 2 and trainer.controller.target == pytest.approx(7.0)
     # a live edit of kl_target keeps the widening earned so far
     trainer.control.request_changes(kl_target=5.0)
     trainer._apply_pending()
