@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+
+from core.store.storage import SQLiteStore
 
 if TYPE_CHECKING:
     from core.reward_learning.reward_model import Ranking
@@ -95,50 +95,26 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class RankingStore:
+class RankingStore(SQLiteStore):
     """`rankings.db` in `data_dir`. One instance per thread (sqlite3 connections are not shared
     between threads); several may be open on the same folder."""
 
-    def __init__(self, data_dir, read_only: bool = False):
-        from core.store.storage import check_folder, connect, database_error
+    FILE, WHAT, SCHEMA_VERSION = DB_NAME, "rankings store", SCHEMA_VERSION
 
-        self.data_dir = check_folder(data_dir, create=not read_only)
-        self.path = self.data_dir / DB_NAME
-        self.read_only = read_only
-        if read_only and not self.path.exists():   # nothing ranked yet: an empty store
-            self._conn = sqlite3.connect(":memory:", isolation_level=None)
-            self._create_schema()
-            return
-        self._conn = connect(self.path, read_only, "rankings store")
-        try:
-            version = self._version()
-            if read_only and not version:   # created, killed before its schema committed
-                self._conn.close()
-                self._conn = sqlite3.connect(":memory:", isolation_level=None)
-                self._create_schema()
-                return
-            if version > SCHEMA_VERSION:
-                raise ValueError(f"{self.path} has schema version {version}, newer than this "
-                                 f"rlhf-explorer understands ({SCHEMA_VERSION}); upgrade it")
-            if not read_only and not version:
-                self._create_schema()
-            elif not read_only and version < SCHEMA_VERSION:
-                self._migrate(version)
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise database_error(self.path, exc, "rankings store") from exc
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _version(self) -> int:
+    def _schema_version(self) -> int:
         if not self._conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'"
                                   ).fetchone():
             return 0
         row = self._conn.execute("SELECT version FROM schema_version").fetchone()
         return row[0] if row else 0
 
-    def _create_schema(self) -> None:
+    def _ready(self, version: int) -> None:
+        if not self.read_only and not version:
+            self._create_empty()
+        elif not self.read_only and version < SCHEMA_VERSION:
+            self._migrate(version)
+
+    def _create_empty(self) -> None:
         with self._tx() as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
             if conn.execute("SELECT version FROM schema_version").fetchone() is None:
@@ -157,37 +133,6 @@ class RankingStore:
                 conn.execute("INSERT INTO rankings SELECT * FROM rankings_v1")
                 conn.execute("DROP TABLE rankings_v1")
             conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> RankingStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        from core.store.storage import database_error
-
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise database_error(self.path, exc, "rankings store") from exc
-        try:
-            yield self._conn
-        except BaseException as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-                    exc, sqlite3.IntegrityError):
-                raise database_error(self.path, exc, "rankings store") from exc
-            raise
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise database_error(self.path, exc, "rankings store") from exc
 
     # --- writing
     @staticmethod

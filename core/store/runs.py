@@ -34,15 +34,15 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.store import run_lock
 from core.store.runs_read import RunInfo, RunReader, UnknownRun, _from_db  # noqa: F401
-from core.store.runs_schema import (
+from core.store.runs_schema import (  # noqa: F401  (DB_NAME: where callers find it)
+    DB_NAME,
     SCHEMA_VERSION,
     STATUSES,
     rename_metric,  # noqa: F401  (for migrations and tests)
@@ -58,7 +58,6 @@ from core.store.storage import (  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "runs.db"
 _SAMPLE_FIELDS = ("prompt", "completion", "reward", "true_reward")
 
 
@@ -97,117 +96,28 @@ def _json_default(obj: Any) -> Any:
 
 
 class RunStore(RunReader):
-    """The run store in `data_dir` (created if needed). One instance per thread; see module doc."""
+    """The run store in `data_dir` (created if needed): `RunReader`'s reads, and the writes.
+    One instance per thread; see module doc."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], read_only: bool = False):
-        self.read_only = read_only
-        self.data_dir = check_folder(data_dir, create=not read_only)
-        self.runs_dir = self.data_dir / "runs"
-        self.path = self.data_dir / DB_NAME
-        self._locks: dict[str, run_lock.RunLock] = {}
-        if not read_only:
-            check_folder(self.runs_dir, what="runs folder")
-        if read_only and not self.path.exists():
-            self._empty()
-            return
-        self._conn = connect(self.path, read_only, "run store")
-        if read_only and self._schema_version() == 0:
-            # created but killed before its schema was committed (SIGKILL in the first ms)
-            self._conn.close()
-            self._empty()
-            return
-        try:
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            if read_only:
-                self._check_version()
-            else:
-                self.migrate()
-                self.mark_interrupted()
-        except sqlite3.Error as exc:
-            self._conn.close()
-            from core.store.storage import database_error
+    def _ready(self, version: int) -> None:
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        if not self.read_only:
+            self.migrate()
+            self.mark_interrupted()
 
-            raise database_error(self.path, exc, "run store") from exc
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _empty(self) -> None:
-        """Nothing stored yet: an empty store in memory, so reading finds no runs."""
-        self._conn = sqlite3.connect(":memory:", isolation_level=None)
-        _migrate(self._conn, self.path)
-
-    def _schema_version(self) -> int:
-        from core.store.runs_schema import stored_version
-
-        try:
-            return stored_version(self._conn)
-        except sqlite3.Error as exc:
-            self._conn.close()
-            from core.store.storage import database_error
-
-            raise database_error(self.path, exc, "run store") from exc
-
-    def _check_version(self) -> None:
-        version = self._schema_version()
-        if version > SCHEMA_VERSION:
-            raise ValueError(f"{self.path} has schema version {version}, newer than this "
-                             f"rlhf-explorer understands ({SCHEMA_VERSION}); upgrade it")
-
-    # --- plumbing
     def close(self) -> None:
         for lock in self._locks.values():
             lock.release()
         self._locks.clear()
-        self._conn.close()
+        super().close()
 
     def __enter__(self) -> RunStore:
         return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        """One transaction. Writes take the write lock up front (IMMEDIATE) so that busy waiting
-        applies; multi-query reads use DEFERRED to see one consistent snapshot. A database that
-        is locked, read-only, full or damaged raises ValueError saying so (core.store.storage)."""
-        from core.store.storage import database_error
-
-        try:
-            self._conn.execute(f"BEGIN {mode}")
-        except sqlite3.OperationalError as exc:
-            raise database_error(self.path, exc, "run store") from exc
-        try:
-            yield self._conn
-        except BaseException as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-                    exc, sqlite3.IntegrityError):
-                raise database_error(self.path, exc, "run store") from exc
-            raise
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            raise database_error(self.path, exc, "run store") from exc
 
     def migrate(self) -> int:
         """Bring the file to SCHEMA_VERSION (idempotent; run on open) and return the version."""
         _migrate(self._conn, self.path)
         return SCHEMA_VERSION
-
-    def _alive(self, run_id: str) -> bool:
-        return run_id in self._locks or run_lock.is_held(self.runs_dir / run_id /
-                                                         run_lock.LOCK_NAME)
-
-    def _shown(self, row) -> RunInfo:
-        """A row as a RunInfo; 'running' with nobody training it reads 'interrupted', also for a
-        read-only store, which cannot record it."""
-        info = RunInfo(*row)
-        if info.status == "running" and not self._alive(info.id):
-            return RunInfo(*row[:5], "interrupted", *row[6:])
-        return info
 
     def mark_interrupted(self) -> list[str]:
         """Record as 'interrupted' the 'running' runs whose process has ended; return their ids.
@@ -224,12 +134,6 @@ class RunStore(RunReader):
                       "crashed); its finished steps are kept", i) for i in dead])
             log.info("marked %d run(s) interrupted: %s", len(dead), ", ".join(dead))
         return dead
-
-    def _key(self, run_id: str) -> int:
-        row = self._conn.execute("SELECT key FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise UnknownRun(run_id, self.data_dir)
-        return row[0]
 
     # --- writing
     def create_run(self, config: dict, task: str, algo: str, reward_source: str,

@@ -1,7 +1,8 @@
-"""The reading half of `core.store.runs.RunStore`: runs, metrics, samples, events, checkpoints.
+"""The run store, reading: runs, metrics, samples, events, checkpoints, sweeps.
 
-A mixin, so the store stays one object with one connection; split out only to keep each file
-readable. Everything here is a read: a read-only store offers all of it.
+`RunReader` opens `runs.db` (`SQLiteStore`: a missing or half-made file reads as empty) and
+offers every read; `core.store.runs.RunStore` is a RunReader that also writes. A read-only
+store offers all of this, and never writes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from core.store import run_lock
+from core.store.runs_schema import DB_NAME, SCHEMA_VERSION, migrate, stored_version
+from core.store.storage import SQLiteStore, check_folder
 
 _INFO = "id, created_at, task, algo, reward_source, status, steps_done, name"
 
@@ -98,7 +101,42 @@ def _from_db(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class RunReader:
+class RunReader(SQLiteStore):
+    FILE, WHAT, SCHEMA_VERSION = DB_NAME, "run store", SCHEMA_VERSION
+
+    def _prepare_folder(self) -> None:
+        self.runs_dir = self.data_dir / "runs"
+        self._locks: dict[str, run_lock.RunLock] = {}   # the runs and sweeps this one trains
+        if not self.read_only:
+            check_folder(self.runs_dir, what="runs folder")
+
+    def _schema_version(self) -> int:
+        return stored_version(self._conn)
+
+    def _create_empty(self) -> None:
+        migrate(self._conn, self.path)
+
+    def _ready(self, version: int) -> None:
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
+    def _alive(self, run_id: str) -> bool:
+        return run_id in self._locks or run_lock.is_held(self.runs_dir / run_id /
+                                                         run_lock.LOCK_NAME)
+
+    def _shown(self, row) -> RunInfo:
+        """A row as a RunInfo; 'running' with nobody training it reads 'interrupted', also for a
+        read-only store, which cannot record it."""
+        info = RunInfo(*row)
+        if info.status == "running" and not self._alive(info.id):
+            return RunInfo(*row[:5], "interrupted", *row[6:])
+        return info
+
+    def _key(self, run_id: str) -> int:
+        row = self._conn.execute("SELECT key FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UnknownRun(run_id, self.data_dir)
+        return row[0]
+
     # --- reading
     def list_runs(self) -> list[RunInfo]:
         """All runs, newest first."""

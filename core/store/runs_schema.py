@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
+DB_NAME = "runs.db"
 SCHEMA_VERSION = 3   # 3: sweeps (core/sweeps/spec.py) and the runs each one holds
 # interrupted: the process running it ended without a final status (docs/storage.md);
 # diverged: a loss, reward, gradient or parameter went non-finite (core/rl/faults.py).

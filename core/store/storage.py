@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -154,3 +155,95 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None],
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+class SQLiteStore:
+    """One SQLite file in the data folder: the run store and the rankings store share this.
+
+    Opening (read-only ones included: a missing file, or one killed before its schema was
+    committed, reads as an empty store in memory), refusing a file of a newer schema, turning
+    every database error into one line with its fix (`database_error`), transactions, close and
+    `with`. A subclass names its file and itself (FILE, WHAT, SCHEMA_VERSION) and says how to
+    read its schema version, create an empty schema and make an opened file ready."""
+
+    FILE = ""
+    WHAT = "store"
+    SCHEMA_VERSION = 0
+
+    def __init__(self, data_dir, read_only: bool = False):
+        self.read_only = read_only
+        self.data_dir = check_folder(data_dir, create=not read_only)
+        self.path = self.data_dir / self.FILE
+        self._prepare_folder()
+        if read_only and not self.path.exists():   # nothing stored yet: an empty store
+            self._open_empty()
+            return
+        self._conn = connect(self.path, read_only, self.WHAT)
+        try:
+            version = self._schema_version()
+            if read_only and not version:   # created, but killed before its schema committed
+                self._conn.close()
+                self._open_empty()
+                return
+            if version > self.SCHEMA_VERSION:
+                raise ValueError(f"{self.path} has schema version {version}, newer than this "
+                                 f"rlhf-explorer understands ({self.SCHEMA_VERSION}); upgrade "
+                                 "rlhf-explorer")
+            self._ready(version)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise database_error(self.path, exc, self.WHAT) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _open_empty(self) -> None:
+        self._conn = sqlite3.connect(":memory:", isolation_level=None)
+        self._create_empty()
+
+    # --- what a subclass says
+    def _prepare_folder(self) -> None:
+        """Folders the store keeps beside its file (made only when writable)."""
+
+    def _schema_version(self) -> int:
+        raise NotImplementedError
+
+    def _create_empty(self) -> None:
+        """The current schema, in the in-memory stand-in for a file not there yet."""
+        raise NotImplementedError
+
+    def _ready(self, version: int) -> None:
+        """An opened file of `version` (0: new): create or migrate its schema when writable."""
+
+    # --- plumbing
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        """One transaction. Writes take the write lock up front (IMMEDIATE) so that busy waiting
+        applies; multi-query reads use DEFERRED to see one consistent snapshot. A database that
+        is locked, read-only, full or damaged raises ValueError saying so (`database_error`)."""
+        try:
+            self._conn.execute(f"BEGIN {mode}")
+        except sqlite3.OperationalError as exc:
+            raise database_error(self.path, exc, self.WHAT) from exc
+        try:
+            yield self._conn
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                    exc, sqlite3.IntegrityError):
+                raise database_error(self.path, exc, self.WHAT) from exc
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise database_error(self.path, exc, self.WHAT) from exc

@@ -185,4 +185,18 @@ def test_a_version_1_store_is_migrated_whole_and_takes_judge_rankings(tmp_path):
         assert [(r.id, r.ranks, r.source) for r in store.list()] == [(7, (2, 1), "person")]
         store.add("sentiment", "q", ["x", "y"], [1, 2], "judge", "run 1 step 25")
         assert [r.source for r in store.list()] == ["person", "judge"]
-        assert store._version() == 2
+        assert store._schema_version() == 2
+
+
+def test_a_rankings_file_from_a_newer_version_is_refused_with_the_fix(tmp_path):
+    import sqlite3
+
+    with RankingStore(tmp_path) as store:
+        store.add("sentiment", "p", ("a", "b"), (1, 2))
+    conn = sqlite3.connect(tmp_path / "rankings.db")
+    conn.execute("UPDATE schema_version SET version = 99")
+    conn.commit()
+    conn.close()
+    for read_only in (False, True):
+        with pytest.raises(ValueError, match="schema version 99, newer .* upgrade"):
+            RankingStore(tmp_path, read_only=read_only)
