@@ -374,7 +374,7 @@ class RunConfig:
                              "gradient is zero in expectation; use kl_estimator=k2 or k3, or "
                              "kl_in=reward")
         if self.reward_model:
-            from core.reward_learning.reward_model_store import check_name
+            from core.storage import check_name
 
             check_name(self.reward_model)
         if self.min_new_tokens:
@@ -457,7 +457,7 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Write TOML (.toml) or JSON (anything else), all at once."""
-        from core.store.config_files import write_config_file
+        from core.config_files import write_config_file
 
         write_config_file(path, self.to_dict())
 
@@ -465,7 +465,7 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         """A config file: TOML (.toml) or JSON (.json), by extension in any case. ValueError
         names the file and what is wrong with it."""
-        from core.store.config_files import read_config_file
+        from core.config_files import read_config_file
 
         return cls.from_dict(read_config_file(path))
 

@@ -91,7 +91,7 @@ def test_processes_the_tests_start_keep_settings_and_data_in_temporary_folders(t
     code = ("from PySide6.QtCore import QCoreApplication, QSettings; "
             "QCoreApplication.setOrganizationName('rlhf-explorer'); "
             "QCoreApplication.setApplicationName('rlhf-explorer'); "
-            "from core.store.storage import default_data_dir; "
+            "from core.storage import default_data_dir; "
             "print(QSettings().fileName()); print(default_data_dir())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1],

@@ -219,3 +219,24 @@ def stats(name: str, x: Tensor, mask: Tensor) -> dict[str, float]:
     std = masked_mean((x - mean) ** 2, mask).sqrt()
     return {f"{name}/mean": float(mean), f"{name}/std": float(std)}
 
+
+# --- small stateful pieces (a KL controller, a moving-average baseline) in a resume: their plain
+# attributes as JSON-able values, and back, with no pickling
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def plain_state(obj) -> dict:
+    """The plain attributes (numbers, strings, lists of numbers) of `obj`."""
+    out = {}
+    for key, value in vars(obj).items():
+        if isinstance(value, _PLAIN) or (isinstance(value, list)
+                                         and all(isinstance(v, _PLAIN) for v in value)):
+            out[key] = value
+    return out
+
+
+def load_plain(obj, state: dict) -> None:
+    """Set back what `plain_state` gave, for the attributes `obj` has."""
+    for key, value in state.items():
+        if key in vars(obj):
+            setattr(obj, key, list(value) if isinstance(value, list) else value)

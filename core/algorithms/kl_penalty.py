@@ -75,13 +75,13 @@ class KLPenalty(Reinforce):
         self._beta_in_use = self.trust.beta
 
     def state(self):
-        from core.rl.plain_state import plain_state
+        from core.algorithms.base import plain_state
 
         return {**super().state(), "trust": plain_state(self.trust),
                 "beta_in_use": self._beta_in_use}
 
     def load_state(self, state):
-        from core.rl.plain_state import load_plain
+        from core.algorithms.base import load_plain
 
         super().load_state(state)   # REINFORCE's moving baseline
         load_plain(self.trust, state.get("trust", {}))

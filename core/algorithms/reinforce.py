@@ -68,12 +68,12 @@ class Reinforce(Objective):
         self.moving = MovingAverageBaseline(cfg.baseline_momentum)
 
     def state(self):
-        from core.rl.plain_state import plain_state
+        from core.algorithms.base import plain_state
 
         return {"moving": plain_state(self.moving)}
 
     def load_state(self, state):
-        from core.rl.plain_state import load_plain
+        from core.algorithms.base import load_plain
 
         load_plain(self.moving, state.get("moving", {}))
 

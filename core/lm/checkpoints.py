@@ -49,7 +49,7 @@ def save_checkpoint(path, model: GPT, meta: dict | None = None) -> None:
         "gpt_config": json.dumps(model.config.to_dict()),
         "meta": meta_json,
     }
-    from core.store.storage import atomic_write
+    from core.storage import atomic_write
 
     # whole or absent after a crash, and 0644 like any data file (safetensors writes 0600)
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from core.store.storage import SQLiteStore
+from core.storage import SQLiteStore
 
 if TYPE_CHECKING:
     from core.reward_learning.reward_model import Ranking

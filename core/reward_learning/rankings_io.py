@@ -151,7 +151,7 @@ def export_rankings(store: RankingStore, path, fmt: str, task: str | None = None
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a file name")
-    from core.store.storage import atomic_write_text, describe
+    from core.storage import atomic_write_text, describe
 
     try:
         atomic_write_text(path, "".join(json.dumps(x, ensure_ascii=False) + "\n"

@@ -10,18 +10,13 @@ JSON last, so a model that is listed is whole. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
+from core.storage import check_name  # noqa: F401  (where callers find it)
+
 FOLDER = "reward_models"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or name.endswith((".json", ".part")):
-        raise ValueError(f"bad reward-model name {name!r}: use 1-64 letters, digits, '_', '-' "
-                         "or '.', starting with a letter or digit")
-    return name
 
 
 def models_dir(data_dir) -> Path:
@@ -40,7 +35,7 @@ def save_reward_model(data_dir, name: str, model, meta: dict) -> Path:
     tensors = {k: v.detach().to("cpu").clone().contiguous()
                for k, v in model.state_dict().items()}
     config = json.dumps(model.trunk.config.to_dict())
-    from core.store.storage import atomic_write, atomic_write_text
+    from core.storage import atomic_write, atomic_write_text
 
     # the weights first: a model is listed only when its JSON exists beside whole weights
     atomic_write(weights, lambda tmp: save_file(tensors, str(tmp), metadata={

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from core.algorithms import PolicyOutput, Rollout, make_objective
+from core.algorithms.base import load_plain, plain_state
 from core.config import RunConfig, live_fields
 from core.kl import kl_estimate, make_controller
 from core.lm.batching import encode_prompts
@@ -30,7 +31,6 @@ from core.lm.threads import resolve_threads, sampling_threads
 from core.lm.tokenizer import TOKENIZER
 from core.reward_learning.reward_sources import make_reward_source
 from core.rl.faults import Diverged, check_params, nonfinite
-from core.rl.plain_state import load_plain, plain_state
 from core.rl.rounds import Rounds
 from core.rl.run_control import RunCancelled, RunControl
 from core.tasks import get_task

@@ -1,6 +1,6 @@
 """Run storage: config, per-step metrics, samples, events and checkpoints of RL runs in SQLite.
 
-One data folder (`core.store.storage.resolve_data_dir`) holds `runs.db` and `runs/<run id>/`
+One data folder (`core.storage.resolve_data_dir`) holds `runs.db` and `runs/<run id>/`
 (checkpoints, files); docs/storage.md describes the layout. Durability: WAL mode with
 `synchronous=FULL`; `log_step` writes a step's metrics, samples and the run's `steps_done` in ONE
 transaction, so a crash loses at most the step in flight. A run whose process ended without a
@@ -39,6 +39,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.storage import (  # noqa: F401
+    ENV_VAR,
+    check_folder,
+    connect,
+    default_data_dir,
+    resolve_data_dir,  # noqa: F401
+)
 from core.store import run_lock
 from core.store.runs_read import RunInfo, RunReader, UnknownRun, _from_db  # noqa: F401
 from core.store.runs_schema import (  # noqa: F401  (DB_NAME: where callers find it)
@@ -48,13 +55,6 @@ from core.store.runs_schema import (  # noqa: F401  (DB_NAME: where callers find
     rename_metric,  # noqa: F401  (for migrations and tests)
 )
 from core.store.runs_schema import migrate as _migrate
-from core.store.storage import (  # noqa: F401
-    ENV_VAR,
-    check_folder,
-    connect,
-    default_data_dir,
-    resolve_data_dir,  # noqa: F401
-)
 
 log = logging.getLogger(__name__)
 

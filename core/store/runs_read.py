@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.storage import SQLiteStore, check_folder
 from core.store import run_lock
 from core.store.runs_schema import DB_NAME, SCHEMA_VERSION, migrate, stored_version
-from core.store.storage import SQLiteStore, check_folder
 
 _INFO = "id, created_at, task, algo, reward_source, status, steps_done, name"
 

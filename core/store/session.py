@@ -99,7 +99,7 @@ def train_and_record(cfg: RunConfig, store: RunStore, progress=None,
             on_trainer(trainer)
         rankings = trainer.reward_source.rankings
         if rankings and (resume is None or resume.fork):
-            from core.store.storage import atomic_write_text
+            from core.storage import atomic_write_text
 
             path = store.checkpoint_path(run_id, 0).parent / "rankings.jsonl"
             atomic_write_text(path, "".join(json.dumps(r.to_json()) + "\n" for r in rankings))

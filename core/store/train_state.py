@@ -41,7 +41,7 @@ def save_state(path: Path, trainer) -> None:
     atomically: tensors as tensors, the rest as JSON metadata."""
     from safetensors.torch import save_file
 
-    from core.store.storage import atomic_write
+    from core.storage import atomic_write
 
     state = trainer.state_dict()
     tensors: dict[str, torch.Tensor] = {}

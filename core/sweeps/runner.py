@@ -291,7 +291,7 @@ class SweepRunner:
     def _save(self, item: _Planned, checkpoint: dict | None) -> None:
         if not checkpoint:
             return
-        from core.store.storage import atomic_write
+        from core.storage import atomic_write
         from core.store.train_state import state_path
 
         step = checkpoint["step"]

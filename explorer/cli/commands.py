@@ -240,7 +240,7 @@ def cmd_pretrain(args) -> int:
             args.task) else ""
         raise UsageError(f"{out} already exists{shipped}; pass --force to overwrite it, or "
                          "--out another file")
-    from core.store.storage import check_folder, writable
+    from core.storage import check_folder, writable
 
     check_folder(out.parent, what="folder for --out")
     if not writable(out.parent):

@@ -73,7 +73,7 @@ def run_command(func, args: argparse.Namespace) -> int:
         _say(command, f"a database in the data folder failed ({exc}); if this repeats, move "
                       "runs.db or rankings.db aside, or restore it from a backup")
     except OSError as exc:
-        from core.store.storage import describe
+        from core.storage import describe
 
         where = f" {exc.filename}" if exc.filename else ""
         _say(command, f"{describe(exc)}:{where}" if where else describe(exc))

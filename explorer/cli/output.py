@@ -67,8 +67,8 @@ def print_table(rows: list[dict], cols: list[str]) -> None:
 
 def open_store(args, read_only: bool = False):
     """The run store of `--data-dir` (or the default); read-only commands never write."""
+    from core.storage import resolve_data_dir
     from core.store.runs import RunStore
-    from core.store.storage import resolve_data_dir
 
     return RunStore(resolve_data_dir(getattr(args, "data_dir", None), create=not read_only),
                     read_only=read_only)

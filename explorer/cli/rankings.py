@@ -74,7 +74,7 @@ def register(subparsers, data_dir: dict) -> None:
 
 
 def _data_dir(args, create: bool = True):
-    from core.store.storage import resolve_data_dir
+    from core.storage import resolve_data_dir
 
     return resolve_data_dir(getattr(args, "data_dir", None), create=create)
 

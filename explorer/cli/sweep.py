@@ -253,7 +253,7 @@ def _overoptimisation(store, sweep_id: str, spec) -> dict:
 
 
 def cmd_sweep_report(args) -> int:
-    from core.store.storage import atomic_write_text
+    from core.storage import atomic_write_text
     from core.sweeps.figure import svg
     from core.sweeps.report import table_rows
 
@@ -282,7 +282,7 @@ def cmd_sweep_report(args) -> int:
     print()
     for line in lines:
         print(line)
-    from core.store.storage import check_folder
+    from core.storage import check_folder
 
     try:
         check_folder(out, what="report folder")
@@ -320,7 +320,7 @@ def cmd_sweep_report(args) -> int:
 
 
 def _write_csv(path: Path, summary) -> None:
-    from core.store.storage import atomic_write
+    from core.storage import atomic_write
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -362,7 +362,7 @@ def svg_to_png(text: str, path: Path) -> bool:
     painter = QPainter(image)
     renderer.render(painter)
     painter.end()
-    from core.store.storage import atomic_write
+    from core.storage import atomic_write
 
     atomic_write(path, lambda tmp: image.save(str(tmp)) or None)
     return True

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.store.storage import atomic_write
+from core.storage import atomic_write
 from core.sweeps.report import Series, curves, findings, summarise, table_rows
 from core.sweeps.spec import DEFAULT_METRIC, PRESETS, SCALES, SweepSpec
 from explorer.plots import style

@@ -13,7 +13,7 @@ from PySide6.QtGui import QAction, QColor, QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from core.store.storage import atomic_write
+from core.storage import atomic_write
 from explorer.plots.series import MetricSeries
 
 

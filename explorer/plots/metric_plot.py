@@ -13,7 +13,7 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from core.store.storage import atomic_write
+from core.storage import atomic_write
 from explorer.plots import style
 from explorer.plots.export import add_export_actions, write_long_csv
 from explorer.plots.items import Band, Curve, make_band, make_curve, make_reference_line

@@ -104,7 +104,7 @@ def test_checkpoints_are_0644_and_written_whole(tmp_path):
 
 
 def test_an_atomic_write_that_fails_leaves_the_old_file(tmp_path):
-    from core.store.storage import atomic_write, atomic_write_text
+    from core.storage import atomic_write, atomic_write_text
 
     target = tmp_path / "f.txt"
     atomic_write_text(target, "old")

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.store import runs, storage
+from core import storage
+from core.store import runs
 from core.store.runs import SCHEMA_VERSION, RunInfo, RunStore, UnknownRun, resolve_data_dir
 
 ROOT = Path(__file__).resolve().parents[3]

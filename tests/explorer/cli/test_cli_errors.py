@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from core import storage
 from core.rl.trainer import default_checkpoint
-from core.store import storage
 from core.store.runs import RunStore
 from explorer.app import main
 

@@ -11,6 +11,7 @@ migration, so `runs` and `rankings list` work on a folder the user cannot write 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +33,18 @@ def default_data_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_data_path("rlhf-explorer"))
+
+
+# A name saved in the data folder (a reward model's): a file name on every system, not hidden.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    """A reward model's name, as saved in the data folder (`reward_models/NAME.safetensors`)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name.endswith((".json", ".part")):
+        raise ValueError(f"bad reward-model name {name!r}: use 1-64 letters, digits, '_', '-' "
+                         "or '.', starting with a letter or digit")
+    return name
 
 
 def check_folder(path: str | os.PathLike[str], create: bool = True,

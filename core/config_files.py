@@ -29,7 +29,7 @@ def read_config_file(path: str | Path) -> dict:
     except UnicodeDecodeError as exc:
         raise ValueError(f"config file {path} is not UTF-8 text: {exc.reason}") from None
     except OSError as exc:
-        from core.store.storage import describe
+        from core.storage import describe
 
         raise ValueError(f"cannot read config file {path}: {describe(exc)}") from None
     try:
@@ -47,7 +47,7 @@ def read_config_file(path: str | Path) -> dict:
 
 def write_config_file(path: str | Path, data: dict) -> None:
     """TOML for a .toml path, JSON otherwise, written atomically."""
-    from core.store.storage import atomic_write_text
+    from core.storage import atomic_write_text
 
     path = Path(path)
     if path.suffix.lower() == ".toml":
