@@ -12,6 +12,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+# the task registry (numpy only): its names are the `task` knob's choices
+from core.tasks import TASKS
+
 ALGOS = ("reinforce", "kl_penalty", "ppo", "grpo", "dpo")
 # Objectives that learn from rounds of rankings themselves, whatever the reward source (online
 # DPO: `Objective.round_learner`); the round knobs apply to them too.
@@ -47,7 +50,7 @@ def knob(default, help: str, *, min=None, max=None, choices=None, algos=ALL, sou
 class RunConfig:
     # --- what to run
     task: str = knob("sentiment", "Task: corpus, prompts and hidden true reward.",
-                     choices=("sentiment", "arithmetic", "length"), group="run")
+                     choices=tuple(TASKS), group="run")
     algo: str = knob("grpo", "Objective that updates the policy.", choices=ALGOS, group="run")
     reward_source: str = knob(
         "true", "Where rewards come from: the task's true reward, ranks from a simulated annotator "
