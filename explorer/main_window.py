@@ -27,21 +27,24 @@ from PySide6.QtWidgets import (
 from core.config import RunConfig
 from core.store.runs import RunStore, resolve_data_dir
 from core.tasks import get_task
+from explorer.about import make_about_box
+from explorer.feedback_link import FeedbackLink
 from explorer.identity import APP_DISPLAY_NAME
+from explorer.menus import build_menus, export_dashboard
 from explorer.panels.experiments import ExperimentsPanel
 from explorer.panels.hyperparameters import HyperparameterPanel
 from explorer.panels.math_panel import MathPanel
-from explorer.panels.run_loading import RunFollower, format_changes, load_run_series
+from explorer.panels.run_loading import format_changes, load_run_series
 from explorer.panels.runs import RunsPanel
 from explorer.panels.samples import SamplesPanel
 from explorer.plots.dashboard import Dashboard
 from explorer.plots.series import RunSeries
-from explorer.plots.style import run_color
 from explorer.rank_tab import RankTab
+from explorer.rankings_files import RankingsFiles
 from explorer.run_control import IDLE, PAUSED, STARTING, STOPPING, RunController, RunControls
-from explorer.window_feedback import WindowFeedback
-from explorer.window_menus import WindowMenus
-from explorer.window_resume import WindowResume
+from explorer.run_recovery import RunRecovery
+from explorer.shown_runs import ShownRuns
+from explorer.window_layout import restore_layout, save_layout
 
 TABS = ("Watch", "Rank", "Math", "Experiments")
 
@@ -63,7 +66,11 @@ def _scrolling(widget: QWidget) -> QScrollArea:
     return area
 
 
-class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
+class MainWindow(QMainWindow):
+    """The window: it makes the widgets and the parts (run recovery, rankings files, the link
+    between a run and the Rank tab, the menus), gives each what it uses, and wires the run's
+    signals to them."""
+
     def __init__(self, data_dir: str | Path | None = None, restore: bool = True, parent=None):
         super().__init__(parent)
         self.setWindowTitle(APP_DISPLAY_NAME)
@@ -71,16 +78,14 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         self.data_dir = resolve_data_dir(str(data_dir) if data_dir else None)
         self.store = RunStore(self.data_dir)          # the GUI thread's own connection
         self.controller = RunController(self.data_dir, self)
-        self.live_id: str | None = None
-        self.live_series: RunSeries | None = None
-        self.opened: tuple[str, RunSeries] | None = None
-        self.overlays: dict[str, RunFollower] = {}
         self.last_error: str | None = None
         self._first_step_at = 0.0
 
         self.dashboard = Dashboard()
         self.dashboard.setObjectName("dashboard")
         self.dashboard.attach_timer(20)
+        self.shown = ShownRuns(self.store, self.dashboard, lambda: (
+            f"{self.controller.cfg.algo} (live)" if self.controller.cfg else "live"))
         self.rank_tab = RankTab(self.data_dir, self.controller.request_snapshot,
                                lambda: self.controller.busy)
         self.math = MathPanel()
@@ -135,14 +140,30 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         self.statusBar().addPermanentWidget(self.status_text, 1)
         self.statusBar().addPermanentWidget(self.progress)
 
-        self._build_menus()
+        say = self.status_text.setText
+        self.recovery = RunRecovery(self, self.store, self.panel, lambda: self.controller.busy,
+                                    self.controls.start_button, say, self._begin,
+                                    lambda: self.live_series, self.shown.redraw)
+        self.rankings_files = RankingsFiles(self, self.rank_tab, self._ranking_task, say)
+        self.feedback = FeedbackLink(self.controller, self.rank_tab, self.panel, say,
+                                     self.show_tab, self.dashboard, self._steps_shown)
+        actions = build_menus(
+            self, tabs=self.tabs, docks=self.docks, data_dir=self.data_dir,
+            start=self.start_run, stop=self.controller.stop,
+            request_round=self.feedback.request_round,
+            export_dashboard=lambda kind: export_dashboard(self, self.dashboard, kind, say),
+            import_rankings=self.rankings_files.import_rankings,
+            export_rankings=self.rankings_files.export_rankings,
+            show_about=lambda: make_about_box(self).open(),
+            toggle_run=self.toggle_run)
+        self.start_action, self.stop_action = actions["start"], actions["stop"]
         self._connect()
         self._store_mark = self.store.change_mark()
         self.experiments.set_store(self.store)
         self._follow_timer = QTimer(self)
         self._follow_timer.timeout.connect(self._poll_overlays)
         self._follow_timer.start(1000)
-        self._settings_restored = restore and self._restore_settings()
+        self._settings_restored = restore and restore_layout(self, self.panel)
         self._config_changed(self.panel.config())
         self._list_checkpoints()
 
@@ -172,12 +193,12 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         self.runs_panel.openRequested.connect(self.open_run)
         self.runs_panel.overlayChanged.connect(self.set_overlays)
         self.runs_panel.runDeleted.connect(self._run_deleted)
-        self.runs_panel.resumeRequested.connect(self.resume_run)
-        self.runs_panel.forkRequested.connect(self.fork_run)
-        c.roundRequested.connect(self._round_requested)
-        self.rank_tab.roundDone.connect(self._round_ranked)
-        self.rank_tab.useModelRequested.connect(self._use_reward_model)
-        self.rank_tab.useDpoRequested.connect(self._use_dpo)
+        self.runs_panel.resumeRequested.connect(self.recovery.resume_run)
+        self.runs_panel.forkRequested.connect(self.recovery.fork_run)
+        c.roundRequested.connect(self.feedback.round_requested)
+        self.rank_tab.roundDone.connect(self.feedback.round_ranked)
+        self.rank_tab.useModelRequested.connect(self.feedback.use_reward_model)
+        self.rank_tab.useDpoRequested.connect(self.feedback.use_dpo)
         self.tabs.currentChanged.connect(self._tab_changed)
 
     # --- run control
@@ -195,28 +216,26 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         if self.controller.busy:
             return
         try:
-            plan = self._fork_plan(cfg)
+            plan = self.recovery.fork_plan(cfg)
         except ValueError as error:
-            self._refused("Cannot fork", str(error))
+            self.recovery.refused("Cannot fork", str(error))
             return
-        self._fork_done()
+        self.recovery.fork_done()
         self._begin(cfg, plan, "Loading the base model…")
 
     def _begin(self, cfg: RunConfig, plan, text: str) -> None:
         """Start `cfg` as a new run, or carry on `plan` (a resume or fork;
         core.store.train_state)."""
         # a resume or fork shows the stored steps it starts from; new ones append
-        self.live_series = (load_run_series(self.store, plan.run_id, before=plan.step)
-                            if plan is not None else RunSeries())
-        self.live_id = None
-        self.opened = None
+        self.shown.start_live(load_run_series(self.store, plan.run_id, before=plan.step)
+                              if plan is not None else RunSeries())
         self.samples.clear()
         self.dashboard.show_warning(None)
         task = get_task(cfg.task)
         self.samples.set_reward_range(*task.reward_range)
         self.samples.set_columns(cfg.reward_source != "true")
         self._show_kl_target(cfg)
-        self._redraw_runs()
+        self.shown.redraw()
         self.progress.setRange(0, cfg.steps)
         self.progress.setValue(plan.step if plan else 0)
         self.progress.setVisible(True)
@@ -239,10 +258,10 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
 
     @Slot(str)
     def _run_started(self, run_id: str) -> None:
-        self.live_id = run_id
+        self.shown.went_live(run_id)
         self.runs_panel.refresh()
         self.runs_panel.mark_live(run_id)
-        self._redraw_runs()
+        self.shown.redraw()
 
     @Slot(str, int, int)
     def _phase(self, name: str, done: int, total: int) -> None:
@@ -285,6 +304,30 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
             f"reward {metrics.get('reward/mean', float('nan')):+.3f} · "
             f"true {metrics.get('reward/true_mean', float('nan')):+.3f} · "
             f"KL {metrics.get('kl/mean', float('nan')):.3f} · β {metrics.get('kl/beta', 0):.3g}")
+
+    @Slot(str, str)
+    def _run_ended(self, run_id: str, status: str) -> None:
+        self.progress.setVisible(False)
+        steps = self._steps_shown()
+        self.status_text.setText(f"Run {run_id} {status} after {steps} steps — saved.")
+        self.runs_panel.refresh()
+        self.runs_panel.mark_live(None)
+        self.rank_tab.panel.cancel_round()
+        self._list_checkpoints()
+        self.recovery.explain_end(run_id, status, steps)
+
+    @Slot(str, str)
+    def _run_failed(self, run_id: str, text: str) -> None:
+        self.progress.setVisible(False)
+        self.runs_panel.refresh()
+        self.runs_panel.mark_live(None)
+        if run_id:
+            self.last_error = text
+        self.recovery.explain_failure(run_id, text)
+
+    def _steps_shown(self) -> int:
+        reward = self.live_series.get("reward/mean") if self.live_series else None
+        return len(reward) if reward is not None else 0
 
     def _check_hacking(self) -> None:
         """The banner over the plots when the run's own signals say its learned reward is being
@@ -341,34 +384,22 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         adaptive = cfg.kl_controller == "adaptive" and cfg.algo != "grpo"
         self.dashboard.set_kl_target(cfg.kl_target if adaptive else None)
 
-    # --- past runs
-    def _redraw_runs(self) -> None:
-        entries = []
-        if self.live_series is not None:
-            label = f"{self.controller.cfg.algo} (live)" if self.controller.cfg else "live"
-            entries.append((label, self.live_series))
-        elif self.opened is not None:
-            entries.append((self._label(self.opened[0]), self.opened[1]))
-        shown = {self.live_id, self.opened[0] if self.opened else None}
-        for run_id, follower in self.overlays.items():
-            if run_id not in shown:
-                entries.append((self._label(run_id), follower.series))
-        self.dashboard.set_runs([(label, series, run_color(i))
-                                 for i, (label, series) in enumerate(entries)])
+    # --- past runs (ShownRuns holds them)
+    @property
+    def live_series(self) -> RunSeries | None:
+        return self.shown.live_series
 
-    def _label(self, run_id: str) -> str:
-        try:
-            info = self.store.get_run(run_id)
-        except KeyError:
-            return run_id
-        return info.name or f"{info.algo} {run_id[9:15]}"
+    @live_series.setter
+    def live_series(self, series: RunSeries) -> None:
+        self.shown.start_live(series)
+
+    @property
+    def live_id(self) -> str | None:
+        return self.shown.live_id
 
     def open_run(self, run_id: str) -> None:
-        if run_id == self.live_id and self.live_series is not None:
+        if not self.shown.open(run_id, self.controller.busy):
             return
-        if not self.controller.busy:
-            self.live_series, self.live_id = None, None
-        self.opened = (run_id, load_run_series(self.store, run_id))
         cfg = RunConfig.from_dict(self.store.run_config(run_id))
         self._show_kl_target(cfg)
         self.samples.set_reward_range(*get_task(cfg.task).reward_range)
@@ -376,23 +407,14 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         last = self.store.samples(run_id)
         if last:
             self.samples.show_samples(last[0]["step"], last)
-        self._redraw_runs()
-        self._say_how_it_ended(run_id)
+        self.shown.redraw()
+        self.recovery.say_how_it_ended(run_id)
 
     def set_overlays(self, run_ids: list) -> None:
-        kept = {rid: f for rid, f in self.overlays.items() if rid in run_ids}
-        for rid in run_ids:
-            if rid not in kept:
-                kept[rid] = RunFollower(self.store, rid)
-                kept[rid].poll()
-        self.overlays = kept
-        self._redraw_runs()
+        self.shown.set_overlays(run_ids)
 
     def _poll_overlays(self) -> None:
-        # Runs written by another process (the CLI) keep growing on the plots.
-        for rid, follower in self.overlays.items():
-            if rid != self.live_id and not follower.done:
-                follower.poll()
+        self.shown.poll()
         mark = self.store.change_mark()
         if self.controller.busy or mark != self._store_mark:
             # the live run's step count, or runs another process wrote (a CLI run, a sweep)
@@ -400,10 +422,39 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
             self.runs_panel.refresh()
 
     def _run_deleted(self, run_id: str) -> None:
-        self.overlays.pop(run_id, None)
-        if self.opened and self.opened[0] == run_id:
-            self.opened = None
-        self._redraw_runs()
+        self.shown.forget(run_id)
+
+    # --- tabs, checkpoints offered for sampling, the run's knobs on the Math tab
+    def show_tab(self, widget) -> None:
+        """Bring the tab holding `widget` (the dashboard, the Rank tab, the Math panel) forward."""
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            if page is widget or getattr(page, "widget", lambda: None)() is widget:
+                self.tabs.setCurrentIndex(i)
+
+    def current_tab(self):
+        page = self.tabs.currentWidget()
+        return page if page is self.dashboard else page.widget()
+
+    def _tab_changed(self, index: int) -> None:
+        # The samples belong to watching; ranking and the math need the width.
+        self.docks["samplesDock"].setVisible(index == 0)
+
+    def _list_checkpoints(self) -> None:
+        items = []
+        for info in self.store.list_runs()[:12]:
+            for step, path in self.store.checkpoints(info.id)[-1:]:
+                items.append((f"{info.algo} {info.task} {info.id[9:15]} step {step}", str(path)))
+        self.rank_tab.set_checkpoints(items)
+
+    @staticmethod
+    def _run_knobs(cfg: RunConfig) -> dict:
+        return {k: getattr(cfg, k) for k in ("rank_scheme", "rank_lam", "clip_eps", "kl_target")} \
+            | {"clip_eps_high": cfg.clip_high}
+
+    def _ranking_task(self) -> str:
+        cfg = self.panel.config()
+        return cfg.task if cfg is not None else self.rank_tab.task
 
     def _fit_to_screen(self, width: int, height: int) -> None:
         """The preferred size, but never larger than the screen (1366 x 768 laptops cut the
@@ -422,7 +473,7 @@ class MainWindow(WindowMenus, WindowFeedback, WindowResume, QMainWindow):
         self.controller.blockSignals(True)
         self._follow_timer.stop()
         self.dashboard.detach_timer()
-        self._save_settings()
+        save_layout(self, self.panel)
         self.rank_tab.shutdown()
         self.experiments.shutdown()
         self.experiments.timer.stop()

@@ -74,7 +74,7 @@ class RankTab(QWidget):
         self.rm_box.useRequested.connect(lambda name: self.worker.submit(UseModel(name)))
         self.rm_box.useRequested.connect(lambda _name: self.panel.model_changed())
         self.panel.saved.connect(lambda _id: self.browser.refresh())
-        self.browser.changed.connect(self.panel._show_count)
+        self.browser.changed.connect(self.panel.show_count)
         self.panel.roundFinished.connect(self.roundDone)
         self.task = None
         self.set_task("sentiment")
@@ -90,6 +90,11 @@ class RankTab(QWidget):
         self.rm_box.set_models(models)
         if models:   # previews show the newest model's score until another is trained or chosen
             self.worker.submit(UseModel(models[0]["name"]))
+
+    def rankings_changed(self) -> None:
+        """Rankings came in from elsewhere (an import): the list and the count show them."""
+        self.browser.refresh()
+        self.panel.show_count()
 
     def set_checkpoints(self, items: list[tuple[str, str]]) -> None:
         self.panel.set_checkpoints(items)
@@ -116,8 +121,7 @@ class RankTab(QWidget):
         if job == "TrainRequest":
             self.rm_box.failed(text)
         else:
-            self.panel._waiting = False
-            self.panel.status.setText(f"Could not sample: {text}")
+            self.panel.sampling_failed(text)
 
     def shutdown(self) -> None:
         self.panel.cancel_round()

@@ -41,6 +41,10 @@ class Rounds:
             return True
         return False
 
+    def observe(self, disagreement_ratio: float) -> None:
+        """A step's rm/disagreement_ratio (NaN without an ensemble): what `due` reads."""
+        self.disagreement_ratio = disagreement_ratio
+
     def record(self, step: int, event: dict, metrics: dict) -> None:
         """A round ended at `step`: count it, and keep what it says for the next step."""
         self.done += 1

@@ -43,6 +43,10 @@ class RunControl:
     def cfg(self) -> RunConfig:
         return self._cfg
 
+    def set_up_done(self) -> None:
+        """The trainer: set-up is over, steps begin (edits from now on apply at the next step)."""
+        self.started = True
+
     def request_changes(self, **changes) -> bool:
         """Queue live edits for the next step boundary; True while set-up still runs (they apply
         at the first step). ValueError now when they are refused, or when the run is ending."""

@@ -161,7 +161,7 @@ class Trainer:
         """Yield StepResults until cfg.steps or a stop; waits while paused."""
         control = self.control
         try:
-            control.started = True
+            control.set_up_done()
             while self.step_index < self.cfg.steps and not control.stop_requested:
                 self.serve_snapshots()
                 while not control.wait_if_paused(0.1):
@@ -349,7 +349,7 @@ class Trainer:
         step_s = time.perf_counter() - t_start
         n_tokens = float(mask.sum())
         metrics = dict(scored.metrics)
-        self.rounds.disagreement_ratio = scored.metrics.get("rm/disagreement_ratio", math.nan)
+        self.rounds.observe(scored.metrics.get("rm/disagreement_ratio", math.nan))
         metrics.update({
             "step": float(self.step_index),
             "time_s": time.perf_counter() - self._t0,

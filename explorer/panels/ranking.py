@@ -178,7 +178,7 @@ class RankingPanel(QWidget):
     # --- set-up from the owner
     def set_store(self, store) -> None:
         self.store = store
-        self._show_count()
+        self.show_count()
 
     def set_task(self, task: str, prompts: list[str]) -> None:
         if task != self.task:
@@ -192,7 +192,7 @@ class RankingPanel(QWidget):
         self.prompt.addItems(self.prompts)
         self.prompt.setEditText(typed if typed and task == self.task else "")
         self.prompt.blockSignals(False)
-        self._show_count()
+        self.show_count()
 
     def set_checkpoints(self, items: list[tuple[str, str]]) -> None:
         """(label, path) of saved checkpoints, offered beside the base and running policy."""
@@ -227,6 +227,11 @@ class RankingPanel(QWidget):
         self.status.setText("Sampling…")
         self.sampleRequested.emit(SampleRequest(self.task, prompts, self.k.value(),
                                                 self.policy.currentData(), seed=self._seed))
+
+    def sampling_failed(self, text: str) -> None:
+        """The feedback worker could not sample: say why, and take requests again."""
+        self._waiting = False
+        self.status.setText(f"Could not sample: {text}")
 
     def add_groups(self, groups) -> None:
         """Groups from the feedback worker: shown at once if nothing is, else queued."""
@@ -326,7 +331,7 @@ class RankingPanel(QWidget):
             return False
         self.status.setText(f"Saved #{rid}" + ("" if ranks else " as not rankable") + ".")
         self.saved.emit(rid)
-        self._show_count()
+        self.show_count()
         self._done(Ranking(g.prompt, g.responses, ranks, g.true) if ranks else None)
         return True
 
@@ -426,7 +431,7 @@ class RankingPanel(QWidget):
         self.status.setText("Ranked by position; Enter to submit.")
         self._render()
 
-    def _show_count(self) -> None:
+    def show_count(self) -> None:
         if self.store is None:
             return
         counts = self.store.counts(self.task)

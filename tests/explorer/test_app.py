@@ -117,7 +117,11 @@ def test_view_menu_toggles_docks(window):
 
 
 def test_about_box_opens_and_closes(window, qtbot):
-    box = window.show_about()
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QMessageBox
+
+    window.findChild(QAction, "aboutAction").trigger()
+    box = window.findChild(QMessageBox, "aboutBox")
     qtbot.waitExposed(box)
     text = box.text()
     for needle in ("RLHF Explorer", "Qt", "PySide6", "torch", "Python"):

@@ -56,7 +56,7 @@ def test_resume_from_the_window_carries_the_run_on_under_its_id(window, qtbot):
     with RunStore(window.data_dir) as store:
         run_id, _ = train_and_record(RunConfig.for_algo("grpo", **FAST, steps=4), store)
     window.runs_panel.refresh()
-    assert window.resume_run(run_id, steps=6)
+    assert window.recovery.resume_run(run_id, steps=6)
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
     assert window.store.get_run(run_id).steps_done == 6
     assert len(window.store.list_runs()) == 1
@@ -68,11 +68,11 @@ def test_resume_from_an_earlier_step_asks_first(window, qtbot, monkeypatch):
     with RunStore(window.data_dir) as store:
         run_id, _ = train_and_record(RunConfig.for_algo("grpo", **FAST, steps=4), store)
     asked = []
-    monkeypatch.setattr(window, "_confirm", lambda title, text: asked.append(text) or False)
-    assert not window.resume_run(run_id, step=2, steps=5)
+    monkeypatch.setattr(window.recovery, "confirm", lambda title, text: asked.append(text) or False)
+    assert not window.recovery.resume_run(run_id, step=2, steps=5)
     assert "deletes the 2 steps" in asked[0] and window.store.get_run(run_id).steps_done == 4
-    monkeypatch.setattr(window, "_confirm", lambda title, text: True)
-    assert window.resume_run(run_id, step=2, steps=5)
+    monkeypatch.setattr(window.recovery, "confirm", lambda title, text: True)
+    assert window.recovery.resume_run(run_id, step=2, steps=5)
     qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
     assert window.store.get_run(run_id).steps_done == 5
 
@@ -80,7 +80,7 @@ def test_resume_from_an_earlier_step_asks_first(window, qtbot, monkeypatch):
 def test_fork_puts_the_saved_knobs_in_the_panel_and_starts_a_new_run(window, qtbot):
     with RunStore(window.data_dir) as store:
         parent, _ = train_and_record(RunConfig.for_algo("grpo", **FAST, steps=4), store)
-    window.fork_run(parent, 2)
+    window.recovery.fork_run(parent, 2)
     assert window.controls.start_button.text() == "Start fork"
     cfg = window.panel.config()
     window.panel.set_config(cfg.with_changes(lr=3e-4, steps=5))

@@ -62,16 +62,16 @@ def test_import_and_export_rankings_from_the_file_menu(window, tmp_path, qtbot):
     good = tmp_path / "prefs.jsonl"
     good.write_text(json.dumps({"prompt": "the film", "chosen": " was good.",
                                 "rejected": " was dull."}) + "\n")
-    assert window.import_rankings(str(good)) == 1
+    assert window.rankings_files.import_rankings(str(good)) == 1
     with RankingStore(window.data_dir) as store:
         assert [r.source for r in store.list()] == ["imported"]
     out = tmp_path / "out.jsonl"
-    assert window.export_rankings("listwise", str(out)) == 1
+    assert window.rankings_files.export_rankings("listwise", str(out)) == 1
     assert json.loads(out.read_text())["ranks"] == [1, 2]
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "the film", "chosen": " was good."}\n')
-    assert window.import_rankings(str(bad)) is None
+    assert window.rankings_files.import_rankings(str(bad)) is None
     from PySide6.QtWidgets import QMessageBox
 
     box = window.findChild(QMessageBox, "importFailedBox")

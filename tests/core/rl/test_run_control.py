@@ -20,7 +20,7 @@ def test_edits_are_checked_when_asked_and_wait_for_set_up():
         control.request_changes(group_size=4)
     with pytest.raises(ValueError, match="clip_eps"):
         control.request_changes(clip_eps=9.0)
-    control.started = True
+    control.set_up_done()
     assert control.request_changes(clip_eps=0.1) is False
     assert control.take_changes() == {"lr": 2e-4, "clip_eps": 0.1}
     assert control.take_changes() == {}
