@@ -49,7 +49,7 @@ def child() -> None:
         if drew and state["stepped"] and not state["done"]:
             state["done"] = True
             say("plotted")
-            QTimer.singleShot(0, window.controller.stop)
+            QTimer.singleShot(0, window.runner.stop)
         return drew
 
     MetricPlot.refresh = watched
@@ -66,9 +66,9 @@ def child() -> None:
             state["stepped"] = True
             say("step")
 
-    window.controller.stepArrived.connect(on_step)
-    window.controller.runEnded.connect(lambda *_: QTimer.singleShot(0, app.quit))
-    window.controller.runFailed.connect(lambda *_: QTimer.singleShot(0, app.quit))
+    window.runner.stepArrived.connect(on_step)
+    window.runner.runEnded.connect(lambda *_: QTimer.singleShot(0, app.quit))
+    window.runner.runFailed.connect(lambda *_: QTimer.singleShot(0, app.quit))
     window.start_run()
     say("start")
     app.exec()

@@ -295,7 +295,7 @@ def main() -> int:
         probe.recording = redraws.recording = False
         state["t_end"] = time.perf_counter()
         state["steps1"] = window.live_series.n_steps
-        window.controller.stop()
+        window.runner.stop()
 
     def on_ended(run_id: str, status: str) -> None:
         state["status"] = status
@@ -309,13 +309,13 @@ def main() -> int:
     def watchdog() -> None:
         if state["t_first"] is None and time.perf_counter() - t_launch > args.timeout:
             state["status"] = "timed out before the first step"
-            window.controller.stop()
+            window.runner.stop()
             app.quit()
 
     ender.timeout.connect(end_window)
-    window.controller.stepArrived.connect(on_step)
-    window.controller.runEnded.connect(on_ended)
-    window.controller.runFailed.connect(on_failed)
+    window.runner.stepArrived.connect(on_step)
+    window.runner.runEnded.connect(on_ended)
+    window.runner.runFailed.connect(on_failed)
     guard = QTimer()
     guard.timeout.connect(watchdog)
     guard.start(1000)

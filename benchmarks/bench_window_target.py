@@ -58,11 +58,11 @@ def main() -> int:
         last = state["rewards"][-10:]
         if state["hit"] is None and len(last) == 10 and statistics.mean(last) >= args.target:
             state["hit"], state["hit_step"] = now, update.step
-            window.controller.stop()
+            window.runner.stop()
 
-    window.controller.stepArrived.connect(on_step)
-    window.controller.runEnded.connect(lambda *_: QTimer.singleShot(0, app.quit))
-    window.controller.runFailed.connect(lambda *_: QTimer.singleShot(0, app.quit))
+    window.runner.stepArrived.connect(on_step)
+    window.runner.runEnded.connect(lambda *_: QTimer.singleShot(0, app.quit))
+    window.runner.runFailed.connect(lambda *_: QTimer.singleShot(0, app.quit))
     app.processEvents()
     state["start"] = time.perf_counter()
     window.start_run()

@@ -32,7 +32,8 @@ class FeedbackLink:
         self.show_tab(self.dashboard)
 
     def request_round(self) -> None:
-        if not self.runner.request_round():
+        control = self.runner.control
+        if control is None or not control.request_round():
             self.say("A feedback round needs a running run with a learned reward (or DPO).")
             return
         self.say("A feedback round starts after the current step.")

@@ -34,6 +34,7 @@ from explorer.menus import build_menus, export_dashboard
 from explorer.panels.experiments import ExperimentsPanel
 from explorer.panels.hyperparameters import HyperparameterPanel
 from explorer.panels.math_panel import MathPanel
+from explorer.panels.run_buttons import RunButtons
 from explorer.panels.run_loading import format_changes, load_run_series
 from explorer.panels.runs import RunsPanel
 from explorer.panels.samples import SamplesPanel
@@ -41,9 +42,9 @@ from explorer.plots.dashboard import Dashboard
 from explorer.plots.series import RunSeries
 from explorer.rank_tab import RankTab
 from explorer.rankings_files import RankingsFiles
-from explorer.run_control import IDLE, PAUSED, STARTING, STOPPING, RunController, RunControls
 from explorer.run_recovery import RunRecovery
 from explorer.shown_runs import ShownRuns
+from explorer.training_runner import IDLE, PAUSED, STARTING, STOPPING, TrainingRunner
 from explorer.window_layout import restore_layout, save_layout
 
 TABS = ("Watch", "Rank", "Math", "Experiments")
@@ -77,7 +78,7 @@ class MainWindow(QMainWindow):
         self._fit_to_screen(1440, 900)
         self.data_dir = resolve_data_dir(str(data_dir) if data_dir else None)
         self.store = RunStore(self.data_dir)          # the GUI thread's own connection
-        self.controller = RunController(self.data_dir, self)
+        self.runner = TrainingRunner(self.data_dir, self)   # the training thread, start to end
         self.last_error: str | None = None
         self._first_step_at = 0.0
 
@@ -85,9 +86,9 @@ class MainWindow(QMainWindow):
         self.dashboard.setObjectName("dashboard")
         self.dashboard.attach_timer(20)
         self.shown = ShownRuns(self.store, self.dashboard, lambda: (
-            f"{self.controller.cfg.algo} (live)" if self.controller.cfg else "live"))
-        self.rank_tab = RankTab(self.data_dir, self.controller.request_snapshot,
-                               lambda: self.controller.busy)
+            f"{self.runner.cfg.algo} (live)" if self.runner.cfg else "live"))
+        self.rank_tab = RankTab(self.data_dir, self._policy_copy,
+                               lambda: self.runner.busy)
         self.math = MathPanel()
         self.math.setObjectName("mathPanel")
         self.experiments = ExperimentsPanel(self.data_dir)
@@ -107,13 +108,13 @@ class MainWindow(QMainWindow):
             self.tabs.setTabToolTip(self.tabs.count() - 1, tip)
         self.setCentralWidget(self.tabs)
 
-        self.controls = RunControls()
-        self.controls.set_cuda_available(_cuda_available())
+        self.buttons = RunButtons()
+        self.buttons.set_cuda_available(_cuda_available())
         self.panel = HyperparameterPanel()
         left = QWidget()
         layout = QVBoxLayout(left)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.controls)
+        layout.addWidget(self.buttons)
         layout.addWidget(self.panel, 1)
         self.runs_panel = RunsPanel()
         self.runs_panel.set_store(self.store)
@@ -141,15 +142,15 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.progress)
 
         say = self.status_text.setText
-        self.recovery = RunRecovery(self, self.store, self.panel, lambda: self.controller.busy,
-                                    self.controls.start_button, say, self._begin,
+        self.recovery = RunRecovery(self, self.store, self.panel, lambda: self.runner.busy,
+                                    self.buttons.start_button, say, self._begin,
                                     lambda: self.live_series, self.shown.redraw)
         self.rankings_files = RankingsFiles(self, self.rank_tab, self._ranking_task, say)
-        self.feedback = FeedbackLink(self.controller, self.rank_tab, self.panel, say,
+        self.feedback = FeedbackLink(self.runner, self.rank_tab, self.panel, say,
                                      self.show_tab, self.dashboard, self._steps_shown)
         actions = build_menus(
             self, tabs=self.tabs, docks=self.docks, data_dir=self.data_dir,
-            start=self.start_run, stop=self.controller.stop,
+            start=self.start_run, stop=self.runner.stop,
             request_round=self.feedback.request_round,
             export_dashboard=lambda kind: export_dashboard(self, self.dashboard, kind, say),
             import_rankings=self.rankings_files.import_rankings,
@@ -175,11 +176,11 @@ class MainWindow(QMainWindow):
         return dock
 
     def _connect(self) -> None:
-        c = self.controller
-        self.controls.start_button.clicked.connect(self.start_run)
-        self.controls.pause_button.clicked.connect(c.toggle_pause)
-        self.controls.stop_button.clicked.connect(c.stop)
-        self.controls.device.currentTextChanged.connect(self._device_chosen)
+        c = self.runner
+        self.buttons.start_button.clicked.connect(self.start_run)
+        self.buttons.pause_button.clicked.connect(c.toggle_pause)
+        self.buttons.stop_button.clicked.connect(c.stop)
+        self.buttons.device.currentTextChanged.connect(self._device_chosen)
         c.stateChanged.connect(self._state_changed)
         c.runStarted.connect(self._run_started)
         c.phase.connect(self._phase)
@@ -188,7 +189,7 @@ class MainWindow(QMainWindow):
         c.runFailed.connect(self._run_failed)
         self.panel.configChanged.connect(self._config_changed)
         self.panel.validityChanged.connect(
-            lambda ok: self.controls.start_button.setEnabled(ok and not c.busy))
+            lambda ok: self.buttons.start_button.setEnabled(ok and not c.busy))
         self.panel.liveEditRequested.connect(self._live_edit)
         self.runs_panel.openRequested.connect(self.open_run)
         self.runs_panel.overlayChanged.connect(self.set_overlays)
@@ -203,17 +204,17 @@ class MainWindow(QMainWindow):
 
     # --- run control
     def toggle_run(self) -> None:
-        if self.controller.state == IDLE:
+        if self.runner.state == IDLE:
             self.start_run()
-        elif self.controller.state != STOPPING:
-            self.controller.toggle_pause()
+        elif self.runner.state != STOPPING:
+            self.runner.toggle_pause()
 
     def start_run(self) -> None:
         cfg = self.panel.config()
         if cfg is None:
             self.status_text.setText("Fix the highlighted settings first.")
             return
-        if self.controller.busy:
+        if self.runner.busy:
             return
         try:
             plan = self.recovery.fork_plan(cfg)
@@ -241,11 +242,11 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(True)
         self._first_step_at = 0.0
         self.status_text.setText(text)
-        self.controller.start(cfg, resume=plan)
+        self.runner.start(cfg, resume=plan)
 
     @Slot(str)
     def _state_changed(self, state: str) -> None:
-        self.controls.show_state(state)
+        self.buttons.show_state(state)
         self.panel.set_running(state != IDLE)
         self.start_action.setEnabled(state == IDLE)
         self.stop_action.setEnabled(state not in (IDLE, STOPPING))
@@ -284,7 +285,7 @@ class MainWindow(QMainWindow):
                 self._edits_applied(event.get("changes") or {})
             if event.get("kind") == "feedback_round":
                 self.rank_tab.round_result(event)
-        self.math.set_run_values({**metrics, **self._run_knobs(cfg := self.controller.cfg)})
+        self.math.set_run_values({**metrics, **self._run_knobs(cfg := self.runner.cfg)})
         self._check_hacking()
         samples = update.samples_list()
         if samples:
@@ -298,7 +299,7 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, cfg.steps)
         self.progress.setValue(done)
         self.progress.setFormat(f"%v/%m · ETA {int(eta // 60)}:{int(eta % 60):02d}")
-        paused = " (paused)" if self.controller.state == PAUSED else ""
+        paused = " (paused)" if self.runner.state == PAUSED else ""
         self.status_text.setText(
             f"Step {done}/{cfg.steps}{paused} · {rate:.2f} steps/s · "
             f"reward {metrics.get('reward/mean', float('nan')):+.3f} · "
@@ -329,6 +330,11 @@ class MainWindow(QMainWindow):
         reward = self.live_series.get("reward/mean") if self.live_series else None
         return len(reward) if reward is not None else 0
 
+    def _policy_copy(self):
+        """A Future of the running policy's copy for the Rank tab, or None with no run."""
+        control = self.runner.control
+        return None if control is None else control.request_snapshot()
+
     def _check_hacking(self) -> None:
         """The banner over the plots when the run's own signals say its learned reward is being
         hacked (core.reward_learning.hacking), hidden when they no longer do."""
@@ -345,7 +351,10 @@ class MainWindow(QMainWindow):
     # --- live edits: the panel shows a value as applied only once a step echoes it
     def _live_edit(self, changes: dict) -> None:
         try:
-            queued = self.controller.request_changes(changes)
+            control = self.runner.control
+            if control is None:
+                raise ValueError("no run is going")
+            queued = control.request_changes(**changes)
         except ValueError as error:
             self.panel.edits_refused(changes, str(error))
             self.status_text.setText(f"Not applied: {error}")
@@ -359,18 +368,18 @@ class MainWindow(QMainWindow):
     @Slot(dict, str)
     def _edits_applied(self, changes: dict) -> None:
         self.panel.edits_applied(changes)
-        if "kl_target" in changes and self.controller.cfg is not None:
-            self._show_kl_target(self.controller.cfg.with_changes(kl_target=changes["kl_target"]))
+        if "kl_target" in changes and self.runner.cfg is not None:
+            self._show_kl_target(self.runner.cfg.with_changes(kl_target=changes["kl_target"]))
 
     # --- configuration shown, device
     def _config_changed(self, cfg: RunConfig | None) -> None:
         if cfg is None:
             return
-        if self.controls.device.currentText() != cfg.device:
-            self.controls.device.blockSignals(True)
-            self.controls.device.setCurrentText(cfg.device)
-            self.controls.device.blockSignals(False)
-        if not self.controller.busy:
+        if self.buttons.device.currentText() != cfg.device:
+            self.buttons.device.blockSignals(True)
+            self.buttons.device.setCurrentText(cfg.device)
+            self.buttons.device.blockSignals(False)
+        if not self.runner.busy:
             self._show_kl_target(cfg)
             self.math.set_run_values(self._run_knobs(cfg))
         self.rank_tab.set_task(cfg.task)
@@ -398,7 +407,7 @@ class MainWindow(QMainWindow):
         return self.shown.live_id
 
     def open_run(self, run_id: str) -> None:
-        if not self.shown.open(run_id, self.controller.busy):
+        if not self.shown.open(run_id, self.runner.busy):
             return
         cfg = RunConfig.from_dict(self.store.run_config(run_id))
         self._show_kl_target(cfg)
@@ -416,7 +425,7 @@ class MainWindow(QMainWindow):
     def _poll_overlays(self) -> None:
         self.shown.poll()
         mark = self.store.change_mark()
-        if self.controller.busy or mark != self._store_mark:
+        if self.runner.busy or mark != self._store_mark:
             # the live run's step count, or runs another process wrote (a CLI run, a sweep)
             self._store_mark = mark
             self.runs_panel.refresh()
@@ -466,11 +475,11 @@ class MainWindow(QMainWindow):
         self.resize(width, height)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if self.controller.busy:
+        if self.runner.busy:
             self.status_text.setText("Stopping the run before closing…")
-        self.controller.shutdown()
+        self.runner.shutdown()
         # The worker's last signals may still sit in the event queue; the window is done with them.
-        self.controller.blockSignals(True)
+        self.runner.blockSignals(True)
         self._follow_timer.stop()
         self.dashboard.detach_timer()
         save_layout(self, self.panel)

@@ -103,26 +103,6 @@ class TrainingThread(QThread):
         `roundRequested` asked for; an empty tuple skips the round."""
         self._answers.put(tuple(rankings))
 
-    def request_round(self) -> bool:
-        """Ask for a round at the next step boundary; False before the trainer exists."""
-        with self._lock:
-            if self._trainer is None or not self._trainer.takes_rounds():
-                return False
-        self.control.request_round()
-        return True
-
-    def request_snapshot(self):
-        """A Future of (frozen CPU copy of the policy, step), or None before the trainer exists."""
-        with self._lock:
-            if self._trainer is None:
-                return None
-        return self.control.request_snapshot()
-
-    def request_changes(self, changes: dict) -> bool:
-        """Pass live edits to the run; True when they wait for set-up to end. ValueError for
-        edits refused now (the one rule, `core.config.check_live_changes`)."""
-        return self.control.request_changes(**changes)
-
     # --- the worker thread
     def _adopt(self, trainer) -> None:
         with self._lock:

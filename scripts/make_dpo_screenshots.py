@@ -63,8 +63,8 @@ def main() -> None:
     w.show_tab(w.dashboard)
     w.start_run()
     panel = w.rank_tab.panel
-    while w.controller.busy:
-        wait(app, 1, until=lambda: panel._round is not None or not w.controller.busy)
+    while w.runner.busy:
+        wait(app, 1, until=lambda: panel._round is not None or not w.runner.busy)
         while panel._round is not None:
             if not wait(app, 60, until=lambda: panel._group is not None):
                 break

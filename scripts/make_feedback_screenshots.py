@@ -109,7 +109,7 @@ def main() -> None:
     w.show_tab(w.dashboard)
     t0 = time.monotonic()
     w.start_run()
-    wait(app, 900, until=lambda: not w.controller.busy)
+    wait(app, 900, until=lambda: not w.runner.busy)
     print(f"run took {time.monotonic() - t0:.1f} s", flush=True)
     wait(app, 1)
     w.grab().save(f"{out}/run_on_mine.png")

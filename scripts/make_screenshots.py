@@ -43,15 +43,15 @@ def main() -> None:
     # The default sentiment run, to the end (150 steps, about a minute on 2 cores).
     window.panel.set_config(RunConfig.for_algo("grpo"))
     window.start_run()
-    wait(app, 600, until=lambda: not window.controller.busy)
+    wait(app, 600, until=lambda: not window.runner.busy)
     wait(app, 1)
     window.grab().save(str(out / "main_window.png"))
     # A second objective on the same seed, then both overlaid.
     window.panel.set_config(RunConfig.for_algo("reinforce"))
     window.start_run()
     wait(app, seconds)
-    window.controller.stop()
-    wait(app, 60, until=lambda: not window.controller.busy)
+    window.runner.stop()
+    wait(app, 60, until=lambda: not window.runner.busy)
     ids = [r.id for r in window.store.list_runs()]
     window.runs_panel.set_ticked(ids)
     window.set_overlays(ids)

@@ -107,8 +107,8 @@ def main() -> None:
     t0 = time.monotonic()
     w.start_run()
     shot, in_rounds = False, 0.0
-    while w.controller.busy:
-        wait(app, 1, until=lambda: panel._round is not None or not w.controller.busy)
+    while w.runner.busy:
+        wait(app, 1, until=lambda: panel._round is not None or not w.runner.busy)
         if panel._round is None:
             continue
         r0 = time.monotonic()

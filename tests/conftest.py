@@ -156,5 +156,5 @@ def window(qtbot, tmp_path):
     win.show()
     yield win
     win.close()
-    assert not win.controller.busy, "the training thread outlived the window"
+    assert not win.runner.busy, "the training thread outlived the window"
     assert not win.rank_tab.worker.isRunning(), "the feedback worker outlived the window"

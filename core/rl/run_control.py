@@ -36,12 +36,19 @@ class RunControl:
         self._snapshots: list[Future] = []
         self._ended = False
         self.started = False           # the first step has begun: set-up is over
+        self._ready = False            # the trainer exists: copies of its policy can be made
+        self._takes_rounds = False     # and it has something a round would train
         self.stop_reason: str | None = None
 
     # --- the live config
     @property
     def cfg(self) -> RunConfig:
         return self._cfg
+
+    def trainer_ready(self, takes_rounds: bool) -> None:
+        """The trainer: it exists (a policy to copy), and whether rounds can teach it."""
+        with self._lock:
+            self._ready, self._takes_rounds = True, bool(takes_rounds)
 
     def set_up_done(self) -> None:
         """The trainer: set-up is over, steps begin (edits from now on apply at the next step)."""
@@ -100,8 +107,14 @@ class RunControl:
         return self._running.wait(timeout)
 
     # --- feedback rounds
-    def request_round(self) -> None:
+    def request_round(self) -> bool:
+        """Ask for a round at the next step boundary; False (nothing asked) before the trainer
+        exists or when the run has nothing a round would train."""
+        with self._lock:
+            if not self._takes_rounds:
+                return False
         self._round.set()
+        return True
 
     def take_round(self) -> bool:
         asked = self._round.is_set()
@@ -109,11 +122,14 @@ class RunControl:
         return asked
 
     # --- copies of the policy for other threads
-    def request_snapshot(self) -> Future:
+    def request_snapshot(self) -> Future | None:
         """A Future for (frozen CPU copy of the policy, step), served at the next step boundary
-        (or at once while paused); cancelled if the run ends first."""
+        (or at once while paused); cancelled if the run ends first. None before the trainer
+        exists."""
         future: Future = Future()
         with self._lock:
+            if not self._ready:
+                return None
             if self._ended:
                 future.cancel()
             else:

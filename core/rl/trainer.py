@@ -99,6 +99,7 @@ class Trainer:
         self._t0 = time.perf_counter()
         if restore is not None:
             restore.apply(self)
+        self.control.trainer_ready(self.takes_rounds())
 
     @property
     def cfg(self) -> RunConfig:

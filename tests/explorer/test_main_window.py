@@ -27,7 +27,7 @@ def start(window, qtbot, **changes):
     cfg = RunConfig.for_algo(changes.pop("algo", "grpo"), **{**FAST, **changes})
     window.panel.set_config(cfg)
     assert window.panel.config() == cfg
-    qtbot.mouseClick(window.controls.start_button, Qt.LeftButton)
+    qtbot.mouseClick(window.buttons.start_button, Qt.LeftButton)
 
 
 def edit_row(window, qtbot, name, text):
@@ -79,8 +79,8 @@ def plotted_points(window) -> int:
 
 def test_start_from_the_gui_plots_points_and_finishes(window, qtbot):
     start(window, qtbot, steps=4)
-    qtbot.waitUntil(lambda: window.controller.busy, timeout=5000)
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: window.runner.busy, timeout=5000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     qtbot.waitUntil(lambda: plotted_points(window) >= 4, timeout=5000)
     runs = RunStore(window.data_dir).list_runs()
     assert runs[0].status == "finished" and runs[0].steps_done == 4
@@ -92,8 +92,8 @@ def test_stop_takes_effect_within_a_step_and_saves(window, qtbot):
     start(window, qtbot, steps=100_000)
     qtbot.waitUntil(lambda: window.live_series is not None
                     and window.live_series.n_steps >= 2, timeout=60_000)
-    qtbot.mouseClick(window.controls.stop_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    qtbot.mouseClick(window.buttons.stop_button, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=30_000)
     run = RunStore(window.data_dir).list_runs()[0]
     assert run.status == "stopped" and run.steps_done >= 2
 
@@ -105,9 +105,9 @@ def test_pause_with_space_and_live_edit_is_recorded(window, qtbot):
     window.panel.liveEditRequested.emit({"lr": 7e-5})
     qtbot.waitUntil(lambda: len(window.live_series.events) >= 1, timeout=30_000)
     qtbot.keyClick(window, Qt.Key_Space)
-    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=5000)
-    window.controller.stop()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: window.runner.state == "paused", timeout=5000)
+    window.runner.stop()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=30_000)
     store = RunStore(window.data_dir)
     run_id = store.list_runs()[0].id
     events = store.events(run_id)
@@ -119,19 +119,19 @@ def test_a_row_edit_is_pending_until_the_trainer_echoes_it(window, qtbot):
     start(window, qtbot, steps=100_000)
     qtbot.waitUntil(lambda: window.live_series is not None
                     and window.live_series.n_steps >= 1, timeout=60_000)
-    window.controller.toggle_pause()  # no step boundary passes until the test resumes
-    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=5000)
+    window.runner.toggle_pause()  # no step boundary passes until the test resumes
+    qtbot.waitUntil(lambda: window.runner.state == "paused", timeout=5000)
     trainers = window.panel.config().lr
     edit_row(window, qtbot, "lr", "7e-5")
     row = window.panel.editors["lr"]
     assert row.value() == 7e-5 and "pending" in row.hint
     assert window.panel.config().lr == trainers
     assert "applies at the next step" in window.status_text.text()
-    window.controller.toggle_pause()
+    window.runner.toggle_pause()
     qtbot.waitUntil(lambda: window.panel.config().lr == 7e-5, timeout=30_000)
     assert "pending" not in row.hint and window.panel.pending_edits() == {}
-    window.controller.stop()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    window.runner.stop()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=30_000)
     assert window.panel.config().lr == 7e-5  # the run's last value stays for the next run
 
 
@@ -147,8 +147,8 @@ def test_an_edit_made_during_setup_applies_once_setup_ends(window, qtbot, setup_
     gate.set()
     qtbot.waitUntil(lambda: window.panel.config().lr == 7e-5, timeout=30_000)
     assert "pending" not in row.hint
-    window.controller.stop()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    window.runner.stop()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=30_000)
     store = RunStore(window.data_dir)
     events = store.events(store.list_runs()[0].id)
     assert events[0]["step"] == 0 and events[0]["payload"]["changes"] == {"lr": 7e-5}
@@ -167,14 +167,14 @@ def test_refused_edits_go_back_to_the_trainers_value(window, qtbot, setup_gate, 
     assert window.status_text.text().startswith("Not applied")
     gate.set()
     qtbot.waitUntil(lambda: window.live_series.n_steps >= 1, timeout=30_000)
-    window.controller.toggle_pause()
-    qtbot.waitUntil(lambda: window.controller.state == "paused", timeout=5000)
+    window.runner.toggle_pause()
+    qtbot.waitUntil(lambda: window.runner.state == "paused", timeout=5000)
     edit_row(window, qtbot, "lr", "6e-3")  # mid-run: refused at once, the same way
     assert row.hint == "✕ 0.006 not applied: lr above 1e-3 is refused by this trainer"
     assert row.value() == trainers and window.panel.config().lr == trainers
     assert window.status_text.text().startswith("Not applied")
-    window.controller.stop()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=30_000)
+    window.runner.stop()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=30_000)
     assert window.panel.config().lr == trainers
     store = RunStore(window.data_dir)
     assert store.events(store.list_runs()[0].id) == []
@@ -189,9 +189,9 @@ def test_closing_the_window_mid_run_stops_and_joins(qtbot, tmp_path):
     start(win, qtbot, steps=100_000)
     qtbot.waitUntil(lambda: win.live_series is not None and win.live_series.n_steps >= 1,
                     timeout=60_000)
-    thread = win.controller.thread
+    thread = win.runner.thread
     win.close()
-    assert not win.controller.busy and (thread is None or not thread.isRunning())
+    assert not win.runner.busy and (thread is None or not thread.isRunning())
     assert RunStore(tmp_path).list_runs()[0].status == "stopped"
 
 
@@ -217,11 +217,11 @@ def test_a_failing_run_shows_the_traceback_and_keeps_steps(window, qtbot, monkey
 
 def test_exports_overlay_and_reopen(window, qtbot, tmp_path):
     start(window, qtbot, steps=3, algo="grpo")
-    qtbot.waitUntil(lambda: not window.controller.busy and plotted_points(window) >= 3,
+    qtbot.waitUntil(lambda: not window.runner.busy and plotted_points(window) >= 3,
                     timeout=60_000)
     start(window, qtbot, steps=3, algo="reinforce")
     qtbot.waitUntil(lambda: window.live_id is not None, timeout=10_000)
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     ids = [r.id for r in RunStore(window.data_dir).list_runs()]
     window.set_overlays(ids)
     legend = window.dashboard.panel("reward").legend

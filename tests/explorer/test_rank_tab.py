@@ -58,8 +58,8 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
                              steps=3, feedback_every=2, feedback_by="person", feedback_groups=2,
                              rm_k=2)
     window.panel.set_config(cfg)
-    with qtbot.waitSignal(window.controller.roundRequested, timeout=60_000):
-        qtbot.mouseClick(window.controls.start_button, Qt.LeftButton)
+    with qtbot.waitSignal(window.runner.roundRequested, timeout=60_000):
+        qtbot.mouseClick(window.buttons.start_button, Qt.LeftButton)
     qtbot.waitUntil(lambda: window.rank_tab.panel._group is not None)
     assert window.current_tab() is window.rank_tab
     panel = window.rank_tab.panel
@@ -69,7 +69,7 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
     for key in (Qt.Key_2, Qt.Key_1, Qt.Key_3, Qt.Key_Return,
                 Qt.Key_1, Qt.Key_3, Qt.Key_2, Qt.Key_Return):
         qtbot.keyClick(panel.list, key)
-    with qtbot.waitSignal(window.controller.runEnded, timeout=60_000):
+    with qtbot.waitSignal(window.runner.runEnded, timeout=60_000):
         pass
     store = RunStore(tmp_path)
     (run,) = store.list_runs()
@@ -93,16 +93,16 @@ def test_sample_from_the_running_policy(window, qtbot):
 
     cfg = RunConfig.for_algo("grpo", prompts_per_step=2, group_size=2, threads=1, steps=500)
     window.panel.set_config(cfg)
-    with qtbot.waitSignal(window.controller.stepArrived, timeout=60_000):
-        qtbot.mouseClick(window.controls.start_button, Qt.LeftButton)
+    with qtbot.waitSignal(window.runner.stepArrived, timeout=60_000):
+        qtbot.mouseClick(window.buttons.start_button, Qt.LeftButton)
     panel = window.rank_tab.panel
     panel.policy.setCurrentIndex(panel.policy.findData(RUNNING))
     with qtbot.waitSignal(window.rank_tab.worker.groupsReady, timeout=60_000) as got:
         panel.sample_now(random=True)
     (group,) = got.args[0]
     assert group.policy.startswith("running policy at step ")
-    window.controller.stop()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    window.runner.stop()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
 
 
 def test_browse_edit_and_delete_stored_rankings(qtbot, tmp_path):

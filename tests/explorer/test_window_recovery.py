@@ -57,7 +57,7 @@ def test_resume_from_the_window_carries_the_run_on_under_its_id(window, qtbot):
         run_id, _ = train_and_record(RunConfig.for_algo("grpo", **FAST, steps=4), store)
     window.runs_panel.refresh()
     assert window.recovery.resume_run(run_id, steps=6)
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     assert window.store.get_run(run_id).steps_done == 6
     assert len(window.store.list_runs()) == 1
     assert len(window.live_series.get("reward/mean")) == 6   # the stored steps, then the new
@@ -73,7 +73,7 @@ def test_resume_from_an_earlier_step_asks_first(window, qtbot, monkeypatch):
     assert "deletes the 2 steps" in asked[0] and window.store.get_run(run_id).steps_done == 4
     monkeypatch.setattr(window.recovery, "confirm", lambda title, text: True)
     assert window.recovery.resume_run(run_id, step=2, steps=5)
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     assert window.store.get_run(run_id).steps_done == 5
 
 
@@ -81,16 +81,16 @@ def test_fork_puts_the_saved_knobs_in_the_panel_and_starts_a_new_run(window, qtb
     with RunStore(window.data_dir) as store:
         parent, _ = train_and_record(RunConfig.for_algo("grpo", **FAST, steps=4), store)
     window.recovery.fork_run(parent, 2)
-    assert window.controls.start_button.text() == "Start fork"
+    assert window.buttons.start_button.text() == "Start fork"
     cfg = window.panel.config()
     window.panel.set_config(cfg.with_changes(lr=3e-4, steps=5))
     window.start_run()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     child = next(r.id for r in window.store.list_runs() if r.id != parent)
     assert window.store.get_run(child).steps_done == 5
     kinds = [e["kind"] for e in window.store.events(child)]
     assert "fork" in kinds and "set" in kinds
-    assert window.controls.start_button.text() == "Start"
+    assert window.buttons.start_button.text() == "Start"
 
 
 def test_a_run_that_diverges_says_where_and_keeps_the_last_good_checkpoint(window, qtbot,
@@ -109,7 +109,7 @@ def test_a_run_that_diverges_says_where_and_keeps_the_last_good_checkpoint(windo
     monkeypatch.setattr(reward_sources.TrueReward, "score", poisoned)
     window.panel.set_config(RunConfig.for_algo("grpo", **FAST, steps=10))
     window.start_run()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     run_id = window.store.list_runs()[0].id
     info = window.store.get_run(run_id)
     assert (info.status, info.steps_done) == ("diverged", 2)
@@ -126,7 +126,7 @@ def test_a_refused_device_shows_one_line_and_leaves_no_run(window, qtbot, monkey
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     window.panel.set_config(RunConfig.for_algo("grpo", **FAST, steps=3, device="cuda"))
     window.start_run()
-    qtbot.waitUntil(lambda: not window.controller.busy, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)
     assert window.store.list_runs() == []
     assert window.status_text.text().startswith("Run not started: device 'cuda'")
     from PySide6.QtWidgets import QMessageBox
@@ -151,7 +151,7 @@ def test_ctrl_c_in_the_terminal_stops_the_run_and_closes_the_window(window, qtbo
         signal.set_wakeup_fd(-1)
         for s, handler in previous.items():
             signal.signal(s, handler)
-    assert caught == [signal.SIGINT] and not window.controller.busy
+    assert caught == [signal.SIGINT] and not window.runner.busy
     with RunStore(window.data_dir) as store:
         run = store.list_runs()[0]
         assert run.status == "stopped" and store.checkpoints(run.id)[-1][0] == run.steps_done

@@ -1,7 +1,10 @@
-"""Start / Pause / Stop: the buttons, and the controller that owns the training thread.
+"""The training thread's owner: it starts the thread, follows its state (idle, starting,
+running, paused, stopping) and re-emits its signals in the GUI thread, and joins it at the end.
 
-`RunController` lives in the GUI thread. The worker's signals connect to its slots, so Qt queues
-them into the GUI thread; it re-emits them for the window. It never touches torch.
+`TrainingRunner` lives in the GUI thread. The worker's signals connect to its slots, so Qt
+queues them into the GUI thread. It never touches torch, and it forwards nothing: the window
+asks the run's thread-safe `core.rl.run_control.RunControl` (`runner.control`) for live edits,
+rounds and copies of the policy directly.
 """
 
 from __future__ import annotations
@@ -10,8 +13,6 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
-from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QStyle, QWidget
 
 from core.config import RunConfig
 from explorer.worker import StepUpdate, TrainingThread
@@ -19,7 +20,7 @@ from explorer.worker import StepUpdate, TrainingThread
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
 
 
-class RunController(QObject):
+class TrainingRunner(QObject):
     stateChanged = Signal(str)
     runStarted = Signal(str)
     phase = Signal(str, int, int)
@@ -75,25 +76,16 @@ class RunController(QObject):
             self.thread.request_stop()
             self._set_state(STOPPING)
 
-    def request_changes(self, changes: dict) -> bool:
-        """True when the edits wait for set-up to end. Raises ValueError when they are refused
-        (the run's RunControl checks them at once, in set-up too). Applied ones come back in a
-        step's "set" event."""
-        if not self.busy:
-            raise ValueError("no run is going")
-        return self.thread.request_changes(changes)
+    @property
+    def control(self):
+        """The running run's RunControl (stop, pause, edits, rounds, policy copies; any thread
+        may use it), or None when no run is going."""
+        return None if self.thread is None else self.thread.control
 
-    # --- iterated RLHF; any thread may call request_snapshot (the RunControl's lock guards it)
+    # --- iterated RLHF: a person's rankings for the round the run asked for
     def submit_round(self, rankings: tuple) -> None:
         if self.thread is not None:
             self.thread.submit_round(rankings)
-
-    def request_round(self) -> bool:
-        return self.thread is not None and self.thread.request_round()
-
-    def request_snapshot(self):
-        thread = self.thread
-        return None if thread is None else thread.request_snapshot()
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Stop and join the worker (window closing). True when it ended in time."""
@@ -131,46 +123,3 @@ class RunController(QObject):
             self.thread.deleteLater()
             self.thread = None
         self._set_state(IDLE)
-
-
-class RunControls(QWidget):
-    """The button row above the hyperparameters: Start, Pause (Space), Stop, and the device."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        style = self.style()
-        self.start_button = QPushButton(style.standardIcon(QStyle.SP_MediaPlay), "Start")
-        self.pause_button = QPushButton(style.standardIcon(QStyle.SP_MediaPause), "Pause")
-        self.stop_button = QPushButton(style.standardIcon(QStyle.SP_MediaStop), "Stop")
-        self.start_button.setObjectName("startButton")
-        self.pause_button.setObjectName("pauseButton")
-        self.stop_button.setObjectName("stopButton")
-        self.start_button.setToolTip("Start a run with these settings (Space)")
-        self.pause_button.setToolTip("Pause or resume at the next step boundary (Space)")
-        self.stop_button.setToolTip("Stop after the current step; everything is saved (Esc)")
-        self.stop_button.setShortcut(QKeySequence("Esc"))
-        self.device = QComboBox()
-        self.device.setObjectName("deviceCombo")
-        self.device.addItems(["auto", "cpu", "cuda"])
-        self.device.setToolTip("Where torch runs; auto picks CUDA when available")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(6, 6, 6, 2)
-        for w in (self.start_button, self.pause_button, self.stop_button):
-            row.addWidget(w)
-        row.addStretch(1)
-        row.addWidget(QLabel("Device"))
-        row.addWidget(self.device)
-        self.show_state(IDLE)
-
-    def set_cuda_available(self, available: bool) -> None:
-        item = self.device.model().item(2)
-        item.setEnabled(available)
-        item.setToolTip("" if available else "No CUDA device found by torch")
-
-    def show_state(self, state: str) -> None:
-        idle = state == IDLE
-        self.start_button.setEnabled(idle)
-        self.pause_button.setEnabled(state in (RUNNING, PAUSED))
-        self.pause_button.setText("Resume" if state == PAUSED else "Pause")
-        self.stop_button.setEnabled(state in (STARTING, RUNNING, PAUSED))
-        self.device.setEnabled(idle)
