@@ -51,7 +51,7 @@ def main() -> None:
     wait(app, 1)
 
     w.show_tab(w.rank_tab)
-    wait(app, 3, until=lambda: w.rank_tab.panel._group is not None)
+    wait(app, 3, until=lambda: w.rank_tab.panel.session.group is not None)
     w.rank_tab.rm_box.dpo_button.click()
     wait(app, 0.5)
     w.grab().save(f"{args.out}/dpo_rank.png")
@@ -64,9 +64,9 @@ def main() -> None:
     w.start_run()
     panel = w.rank_tab.panel
     while w.runner.busy:
-        wait(app, 1, until=lambda: panel._round is not None or not w.runner.busy)
-        while panel._round is not None:
-            if not wait(app, 60, until=lambda: panel._group is not None):
+        wait(app, 1, until=lambda: panel.session.round is not None or not w.runner.busy)
+        while panel.session.round is not None:
+            if not wait(app, 60, until=lambda: panel.session.group is not None):
                 break
             rank_shown_group(app, panel, args.judge, rng)
     w.show_tab(w.dashboard)

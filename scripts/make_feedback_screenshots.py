@@ -70,12 +70,12 @@ def main() -> None:
                     np.random.default_rng(5).choice(task_prompts("sentiment"), 20))
     t0 = time.monotonic()
     w.rank_tab.worker.submit(SampleRequest("sentiment", prompts, 4, "base", seed=5))
-    wait(app, 60, until=lambda: panel._group is not None)
+    wait(app, 60, until=lambda: panel.session.group is not None)
     # shown only now: the tab offers a random group of its own when it opens empty
     w.show_tab(w.rank_tab)
     print(f"first group after {time.monotonic() - t0:.1f} s", flush=True)
     if phase == "dump":
-        groups = [panel._group, *panel._queue]
+        groups = [panel.session.group, *panel.session.queue]
         for i, g in enumerate(groups):
             print(f"## {i} prompt: {g.prompt}")
             for j, r in enumerate(g.responses):
@@ -96,7 +96,7 @@ def main() -> None:
     w.grab().save(f"{out}/rank_trained.png")
     # A fresh group, scored by the new model, half ranked: the panel as a person sees it.
     panel.sample_now(random=True)
-    wait(app, 60, until=lambda: panel._group is not None)
+    wait(app, 60, until=lambda: panel.session.group is not None)
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 

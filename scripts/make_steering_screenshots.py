@@ -44,11 +44,11 @@ def rank_shown_group(app, panel, judge: str, rng) -> None:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
 
-    group = panel._group
+    group = panel.session.group
     ranks = judges.rank(judge, group.prompt, group.responses, rng)
     panel.list.setCurrentRow(0)
     for row in range(len(ranks)):
-        QTest.keyClick(panel.list, getattr(Qt, f"Key_{ranks[panel._order[row]]}"))
+        QTest.keyClick(panel.list, getattr(Qt, f"Key_{ranks[panel.session.order[row]]}"))
         app.processEvents()
     QTest.keyClick(panel.list, Qt.Key_Return)
     app.processEvents()
@@ -80,7 +80,7 @@ def main() -> None:
     panel = w.rank_tab.panel
     ranked = 0
     while ranked < args.rankings:
-        if not wait(app, 120, until=lambda: panel._group is not None):
+        if not wait(app, 120, until=lambda: panel.session.group is not None):
             raise SystemExit("no group to rank came within 120 s")
         rank_shown_group(app, panel, args.judge, rng)
         ranked += 1
@@ -108,28 +108,29 @@ def main() -> None:
     w.start_run()
     shot, in_rounds = False, 0.0
     while w.runner.busy:
-        wait(app, 1, until=lambda: panel._round is not None or not w.runner.busy)
-        if panel._round is None:
+        wait(app, 1, until=lambda: panel.session.round is not None or not w.runner.busy)
+        if panel.session.round is None:
             continue
         r0 = time.monotonic()
-        while panel._round is not None:
-            if not wait(app, 60, until=lambda: panel._group is not None):
+        while panel.session.round is not None:
+            if not wait(app, 60, until=lambda: panel.session.group is not None):
                 break
-            if not shot and len(panel._round) == 1:
+            if not shot and len(panel.session.round) == 1:
                 from PySide6.QtCore import Qt
                 from PySide6.QtTest import QTest
 
-                group = panel._group
+                group = panel.session.group
                 import judges
                 ranks = judges.rank(args.judge, group.prompt, group.responses,
                                     np.random.default_rng(1))
                 panel.list.setCurrentRow(0)
                 for row in range(2):
-                    QTest.keyClick(panel.list, getattr(Qt, f"Key_{ranks[panel._order[row]]}"))
+                    key = ranks[panel.session.order[row]]
+                    QTest.keyClick(panel.list, getattr(Qt, f"Key_{key}"))
                 wait(app, 0.5)
                 w.grab().save(f"{args.out}/steer_round.png")
                 shot = True
-                panel._ranks = [None] * len(panel._ranks)
+                panel.session.ranks = [None] * len(panel.session.ranks)
                 panel._render()
             rank_shown_group(app, panel, args.judge, rng)
         in_rounds += time.monotonic() - r0

@@ -6,8 +6,10 @@ N marks the group "not rankable". Dragging a response by its handle reorders the
 it by position (1 at the top).
 
 A ranking is acknowledged ("Saved #N") only after the rankings store committed it, so what the
-panel says is saved survives a crash. The panel keeps only what is on screen: the group shown,
-the ranks typed so far and the groups waiting; the store owns every ranking.
+panel says is saved survives a crash. The panel keeps only what is on screen: the session (the
+group shown, the ranks typed so far, the groups waiting, a round; a Qt-free
+`core.reward_learning.ranking_session.RankingSession`) and the widgets that show it; the store
+owns every ranking.
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.reward_learning.ranking_session import LOW_WATER, RankingSession
 from core.rewards import SCHEMES, rank_to_reward
 from explorer.feedback_worker import BASE, RUNNING, SampleRequest
 
 SCHEME_LABELS = {"fixed": "fixed (+1 / 0 / −1)", "normalized": "normalized (K−a)/(K−1)",
                  "log": "−ln a", "exp": "e^(−λa)"}
 HANDLE = "⠿"
-LOW_WATER = 2   # sample more when fewer groups than this wait, so the next one shows at once
 
 
 def preview_rewards(ranks: list[int | None], scheme: str, lam: float) -> list[float | None]:
@@ -60,18 +62,7 @@ class RankingPanel(QWidget):
         self.store = None
         self.task = "sentiment"
         self.prompts: list[str] = []
-        self._group = None
-        self._ranks: list[int | None] = []
-        self._order: list[int] = []          # response index shown in each row
-        self._queue: list = []
-        self._round: list | None = None      # the Rankings of a running round, or None
-        self._round_left = 0
-        self._round_reason = ""              # why the running round asks (the banner says it)
-        self._round_groups: list = []
-        self._replace = False                # show the next sampled group over the shown one
-        self._waiting = False
-        self._random = False                 # random prompts: keep a few groups sampled ahead
-        self._round_step = 0
+        self.session = RankingSession()   # what is shown and waiting; the widgets show it
         self._seed = 0
 
         self.prompt = QComboBox(objectName="rankPrompt", editable=True)
@@ -182,8 +173,8 @@ class RankingPanel(QWidget):
 
     def set_task(self, task: str, prompts: list[str]) -> None:
         if task != self.task:
-            self._queue.clear()
-            if self._round is None:
+            self.session.clear_queue()
+            if self.session.round is None:
                 self._show(None)
         self.task, self.prompts = task, list(prompts)
         typed = self.prompt.currentText()
@@ -210,10 +201,11 @@ class RankingPanel(QWidget):
         replace: show the first of them as soon as it comes, even over a group on screen."""
         import numpy as np
 
-        self._replace = replace and self._round is None
+        session = self.session
+        session.replace = replace and session.round is None
         text = self.prompt.currentText().strip()
-        self._random = random or not text
-        if self._random:
+        session.random = random or not text
+        if session.random:
             rng = np.random.default_rng(self._seed + 10_000)
             prompts = tuple(str(p) for p in rng.choice(self.prompts, size=count)) \
                 if self.prompts else ()
@@ -223,69 +215,55 @@ class RankingPanel(QWidget):
             self.status.setText("No prompts for this task; type one.")
             return
         self._seed += 1
-        self._waiting = True
+        session.waiting = True
         self.status.setText("Sampling…")
         self.sampleRequested.emit(SampleRequest(self.task, prompts, self.k.value(),
                                                 self.policy.currentData(), seed=self._seed))
 
     def sampling_failed(self, text: str) -> None:
         """The feedback worker could not sample: say why, and take requests again."""
-        self._waiting = False
+        self.session.waiting = False
         self.status.setText(f"Could not sample: {text}")
 
     def add_groups(self, groups) -> None:
         """Groups from the feedback worker: shown at once if nothing is, else queued."""
-        self._waiting = False
-        if self._round is not None:       # a round owns the panel; extra samples wait
-            self._queue.extend(groups)
-            return
-        mine = [g for g in groups if g.task == self.task]
-        if self._replace and mine and self._group is not None:
-            self._replace = False
-            self._queue[:0] = mine[1:] + [self._group]
-            self._show(mine[0])
-        else:
-            self._queue.extend(mine)
+        shown = self.session.group
+        self.session.add_groups(groups, self.task)
+        if self.session.group is not shown:
+            self._show(self.session.group)
         if self.status.text() == "Sampling…":
             self.status.setText("")
-        if self._group is None:
+        if self.session.group is None:
             self._next()
 
     def model_changed(self) -> None:
         """A reward model was trained or chosen: the groups sampled ahead carry the old one's
         scores, so they go and fresh ones (scored by the new model) are sampled."""
-        if self._round is not None:
+        if self.session.round is not None:
             return
-        had = len(self._queue)
-        self._queue.clear()
-        if had and self._random:
+        had = self.session.clear_queue()
+        if had and self.session.random:
             self.sample_now(random=True, count=min(had, LOW_WATER))
 
     def offer_first_group(self) -> None:
         """The tab's first showing: a group to rank at once, not an empty list."""
-        if self._group is None and not self._queue and not self._waiting and self.prompts \
+        session = self.session
+        if session.group is None and not session.queue and not session.waiting and self.prompts \
                 and self.isEnabled():
             self.sample_now(random=True)
 
     def start_round(self, groups, step: int, reason: str = "") -> None:
         """Iterated RLHF: rank these groups from the current policy; `roundFinished` when done.
         reason: why the round asks, said first on the banner."""
-        self._round, self._round_left = [], len(groups)
-        self._round_reason = reason
-        self._round_groups = list(groups)
-        waiting = ([self._group] if self._group is not None else []) + self._queue
-        self._queue = list(groups) + waiting   # the group on screen waits behind the round
-        self._show_banner(step)
+        self.session.start_round(groups, step, reason)
+        self._show_banner()
         self._show(None)
         self._next()
 
     def cancel_round(self) -> None:
         """The run ended or stopped mid-round: its groups leave the panel with the banner (they
         were the stopped policy's; nobody waits for them now)."""
-        if self._round is not None:
-            round_groups = self._round_groups
-            self._round, self._round_left, self._round_groups = None, 0, []
-            self._queue = [g for g in self._queue if not any(g is r for r in round_groups)]
+        if self.session.cancel_round():
             self.banner.setVisible(False)
             self._round_owns_panel(False)
             self._show(None)
@@ -293,36 +271,35 @@ class RankingPanel(QWidget):
 
     # --- the person's actions
     def set_rank(self, row: int, rank: int) -> None:
-        if self._group is None or not 1 <= rank <= len(self._ranks):
+        if not self.session.set_rank(row, rank):
             return
-        self._ranks[self._order[row]] = rank
         self._render()
         if row + 1 < self.list.count():
             self.list.setCurrentRow(row + 1)
 
     def submit(self) -> bool:
-        if self._group is None:
+        if self.session.group is None:
             return False
-        if any(r is None for r in self._ranks):
-            missing = sum(r is None for r in self._ranks)
+        missing = self.session.missing()
+        if missing:
             self.status.setText(f"Rank every response first ({missing} left), or Backspace to "
                                 "skip, N if it cannot be ranked.")
             return False
-        return self._save(tuple(self._ranks))
+        return self._save(tuple(self.session.ranks))
 
     def skip(self) -> None:
-        if self._group is not None:
+        if self.session.group is not None:
             self.status.setText("Skipped.")
             self._done(None)
 
     def not_rankable(self) -> bool:
-        return self._group is not None and self._save(None)
+        return self.session.group is not None and self._save(None)
 
     # --- internals
     def _save(self, ranks) -> bool:
         from core.reward_learning.reward_model import Ranking
 
-        g = self._group
+        g = self.session.group
         try:
             rid = self.store.add(g.task, g.prompt, g.responses, ranks, "person", g.policy,
                                  true=g.true)
@@ -336,36 +313,32 @@ class RankingPanel(QWidget):
         return True
 
     def _done(self, ranking) -> None:
-        if self._round is not None:
-            self._round_left -= 1
-            if ranking is not None:
-                self._round.append(ranking)
-            if self._round_left <= 0:
-                finished, self._round = tuple(self._round), None
-                self.banner.setVisible(False)
-                self._round_owns_panel(False)
-                self._show(None)
-                self.roundFinished.emit(finished)
-                self._next()
-                return
-            self._show_banner(None)
+        in_round = self.session.round is not None
+        finished = self.session.done(ranking)
+        if finished is not None:
+            self.banner.setVisible(False)
+            self._round_owns_panel(False)
+            self._show(None)
+            self.roundFinished.emit(finished)
+        elif in_round:
+            self._show_banner()
         self._show(None)
         self._next()
 
     def _next(self) -> None:
-        if self._group is None and self._queue:
-            self._show(self._queue.pop(0))
-        if self._round is None and self._random and len(self._queue) < LOW_WATER \
-                and not self._waiting and self._group is not None:
+        shown = self.session.group
+        more = self.session.next()
+        if self.session.group is not shown:
+            self._show(self.session.group)
+        if more:
             self.sample_now(count=LOW_WATER)
 
     def _show(self, group) -> None:
-        self._group = group
-        k = len(group.responses) if group else 0
-        self._ranks = [None] * k
-        self._order = list(range(k))
-        source = (f"   (the policy at step {self._round_step})"
-                  if group and self._round is not None else "")
+        session = self.session
+        if group is not session.group or group is None:
+            session.show(group)
+        source = (f"   (the policy at step {session.round_step})"
+                  if group and session.round is not None else "")
         self.prompt_label.setText(f"“{group.prompt}” …{source}" if group else
                                   "Press Sample (or Random) to get responses to rank.")
         self._render()
@@ -373,17 +346,16 @@ class RankingPanel(QWidget):
             self.list.setFocus()
             self.list.setCurrentRow(0)
 
-    def _show_banner(self, step) -> None:
-        if step is not None:
-            self._round_step = step
-        done = len(self._round or [])
-        why = self._round_reason or "a feedback round"
-        total = done + self._round_left
+    def _show_banner(self) -> None:
+        session = self.session
+        done = len(session.round or [])
+        why = session.round_reason or "a feedback round"
+        total = done + session.round_left
         self.banner.setText(
             f"{why[:1].upper()}{why[1:]}: rank {total} groups from the policy at step "
-            f"{self._round_step} — {self._round_left} left. The run waits for you. One response "
-            "in each group may be the base model's, unmarked: your ranks also measure the "
-            "policy's win rate over it.")
+            f"{session.round_step} — {session.round_left} left. The run waits for you. One "
+            "response in each group may be the base model's, unmarked: your ranks also measure "
+            "the policy's win rate over it.")
         self.banner.setVisible(True)
         self._round_owns_panel(True)
 
@@ -400,11 +372,12 @@ class RankingPanel(QWidget):
         current = max(0, self.list.currentRow())
         self.list.blockSignals(True)
         self.list.clear()
-        g = self._group
+        session = self.session
+        g = session.group
         if g is not None:
-            rewards = preview_rewards(self._ranks, self.scheme.currentData(), lam)
-            for i in self._order:
-                rank = self._ranks[i]
+            rewards = preview_rewards(session.ranks, self.scheme.currentData(), lam)
+            for i in session.order:
+                rank = session.ranks[i]
                 badge = f"{rank}" if rank is not None else "–"
                 reward = rewards[i]
                 facts = ["reward –" if reward is None else f"reward {reward + 0.0:+.2f}"]
@@ -425,9 +398,8 @@ class RankingPanel(QWidget):
 
     def _dragged(self, *_args) -> None:
         """A drop reordered the rows: rank by position, 1 at the top."""
-        self._order = [self.list.item(r).data(Qt.UserRole) for r in range(self.list.count())]
-        for position, i in enumerate(self._order, start=1):
-            self._ranks[i] = position
+        self.session.rank_by_position(
+            [self.list.item(r).data(Qt.UserRole) for r in range(self.list.count())])
         self.status.setText("Ranked by position; Enter to submit.")
         self._render()
 

@@ -22,12 +22,12 @@ def test_sample_rank_train_and_use(window, qtbot, tmp_path):
     panel.k.setValue(3)
     window.show_tab(tab)
     assert not window.docks["samplesDock"].isVisible()   # ranking gets the width
-    qtbot.waitUntil(lambda: panel._group is not None, timeout=30_000)   # offered at once
+    qtbot.waitUntil(lambda: panel.session.group is not None, timeout=30_000)   # offered at once
     for i in range(6):
         if i:
             with qtbot.waitSignal(tab.worker.groupsReady, timeout=30_000):
                 panel.sample_now(random=True)
-        assert panel._group is not None and len(panel._group.responses) == 3
+        assert panel.session.group is not None and len(panel.session.group.responses) == 3
         for key in (Qt.Key_1, Qt.Key_2, Qt.Key_3, Qt.Key_Return):
             qtbot.keyClick(panel.list, key)
     with RankingStore(tmp_path) as store:
@@ -60,12 +60,12 @@ def test_a_person_ranks_an_iterated_round(window, qtbot, tmp_path):
     window.panel.set_config(cfg)
     with qtbot.waitSignal(window.runner.roundRequested, timeout=60_000):
         qtbot.mouseClick(window.buttons.start_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: window.rank_tab.panel._group is not None)
+    qtbot.waitUntil(lambda: window.rank_tab.panel.session.group is not None)
     assert window.current_tab() is window.rank_tab
     panel = window.rank_tab.panel
     assert "step 2" in panel.banner.text() and "a scheduled round" in panel.banner.text().lower()
     # rm_k = 2 policy samples and, shuffled in blind, one of the base model's
-    assert len(panel._group.responses) == 3
+    assert len(panel.session.group.responses) == 3
     for key in (Qt.Key_2, Qt.Key_1, Qt.Key_3, Qt.Key_Return,
                 Qt.Key_1, Qt.Key_3, Qt.Key_2, Qt.Key_Return):
         qtbot.keyClick(panel.list, key)

@@ -87,8 +87,8 @@ def test_import_and_export_rankings_from_the_file_menu(window, tmp_path, qtbot):
 def test_the_rank_tab_offers_a_group_when_first_shown(window, qtbot):
     panel = window.rank_tab.panel
     window.show_tab(window.rank_tab)
-    qtbot.waitUntil(lambda: panel._group is not None, timeout=60_000)
-    assert len(panel._group.responses) == panel.k.value()
+    qtbot.waitUntil(lambda: panel.session.group is not None, timeout=60_000)
+    assert len(panel.session.group.responses) == panel.k.value()
 
 
 def test_after_a_round_the_reward_model_box_says_what_the_ranks_measured(qtbot):

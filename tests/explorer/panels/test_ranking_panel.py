@@ -57,9 +57,9 @@ def test_ties_skip_and_not_rankable(qtbot, panel):
 def test_focus_moves_with_arrows_and_tab(qtbot, panel):
     panel.add_groups([group(0)])
     keys(qtbot, panel, Qt.Key_Down, Qt.Key_Down, Qt.Key_3)   # third row gets rank 3
-    assert panel._ranks == [None, None, 3, None]
+    assert panel.session.ranks == [None, None, 3, None]
     keys(qtbot, panel, Qt.Key_Up, Qt.Key_Tab, Qt.Key_Tab, Qt.Key_1)  # wraps past the end: row 0
-    assert panel._ranks == [1, None, 3, None]
+    assert panel.session.ranks == [1, None, 3, None]
 
 
 def test_submit_needs_every_rank(qtbot, panel):
@@ -72,7 +72,7 @@ def test_drag_ranks_by_position(qtbot, panel):
     panel.add_groups([group(0, k=3)])
     # what an InternalMove drop does to the list: move the last row to the top
     panel.list.model().moveRow(panel.list.rootIndex(), 2, panel.list.rootIndex(), 0)
-    assert panel._ranks == [2, 3, 1]
+    assert panel.session.ranks == [2, 3, 1]
     keys(qtbot, panel, Qt.Key_Return)
     assert panel.store.list()[0].ranks == (2, 3, 1)
 
@@ -102,7 +102,7 @@ def test_a_round_reports_its_rankings(qtbot, panel):
         keys(qtbot, panel, Qt.Key_2, Qt.Key_1, Qt.Key_Return, Qt.Key_N)
     (ranking,) = blocker.args[0]
     assert ranking.prompt == "prompt 0" and ranking.ranks == (2, 1)
-    assert not panel.banner.isVisible() and panel._group.prompt == "prompt 9"
+    assert not panel.banner.isVisible() and panel.session.group.prompt == "prompt 9"
 
 
 def test_sampling_status_clears_when_groups_arrive(qtbot, panel):
@@ -120,30 +120,30 @@ def test_sample_while_a_group_shows_brings_the_new_one_forward(panel):
     panel.add_groups([group(0, 2)])
     panel.sample_now(random=True, replace=True)
     panel.add_groups([group(1, 2)])
-    assert panel._group.prompt == "prompt 1"
-    assert [g.prompt for g in panel._queue] == ["prompt 0"]      # nothing is lost
+    assert panel.session.group.prompt == "prompt 1"
+    assert [g.prompt for g in panel.session.queue] == ["prompt 0"]      # nothing is lost
     # a prefetch (no replace) still waits behind the shown group
     panel.sample_now(random=True, count=2)
     panel.add_groups([group(2, 2)])
-    assert panel._group.prompt == "prompt 1"
+    assert panel.session.group.prompt == "prompt 1"
 
 
 def test_a_stopped_round_leaves_no_group_of_it_behind(panel):
     panel.add_groups([group(9, 2)])
     panel.start_round([group(0, 2), group(1, 2)], step=25, reason="the reward model is unsure")
     assert panel.banner.text().startswith("The reward model is unsure")
-    assert panel._group.prompt == "prompt 0"
+    assert panel.session.group.prompt == "prompt 0"
     assert "the policy at step 25" in panel.prompt_label.text()
     assert not panel.sample_button.isEnabled() and not panel.policy.isEnabled()  # the round's
     panel.cancel_round()
     assert not panel.banner.isVisible() and panel.sample_button.isEnabled()
-    assert panel._group.prompt == "prompt 9" and panel._queue == []
+    assert panel.session.group.prompt == "prompt 9" and panel.session.queue == []
 
 
 def test_groups_sampled_ahead_go_when_the_reward_model_changes(panel):
     panel.sample_now(random=True)
     panel.add_groups([group(0, 2), group(1, 2), group(2, 2)])
-    assert len(panel._queue) == 2
+    assert len(panel.session.queue) == 2
     panel.model_changed()
-    assert panel._queue == [] and panel.status.text() == "Sampling…"   # fresh ones asked for
-    assert panel._group.prompt == "prompt 0"                          # the shown one stays
+    assert panel.session.queue == [] and panel.status.text() == "Sampling…"   # fresh ones asked for
+    assert panel.session.group.prompt == "prompt 0"                          # the shown one stays
