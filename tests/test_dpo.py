@@ -99,6 +99,17 @@ def test_ipo_by_hand():
         assert float(loss) == pytest.approx(want, abs=1e-6)
 
 
+def test_sft_term_is_the_best_responses_nll_per_token_ties_all_of_them():
+    from core.algorithms.dpo import sft_loss
+
+    logp = torch.tensor([[-4.0, -6.0, -1.0], [-3.0, -9.0, -5.0]])
+    lengths = torch.tensor([[2.0, 3.0, 1.0], [1.0, 3.0, 5.0]])
+    ranks = torch.tensor([[2, 1, 1], [1, 2, 1]])
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    # row 0: the best is the 2nd (the 3rd is padding): -6/3; row 1: the 1st and 3rd tie: -3/1, -5/5
+    assert float(sft_loss(logp, lengths, ranks, valid)) == pytest.approx((2 + 3 + 1) / 3)
+
+
 def test_padding_takes_no_part():
     # a ranking of 2 padded to 3 gives the same loss as alone
     r = _t([[0.4, -0.3, 99.0]])
@@ -249,14 +260,26 @@ def test_stored_rankings_are_refused_in_one_line_when_there_are_none(tmp_path):
 
 
 @needs_base
+def test_dpo_sft_adds_its_weight_times_the_preferred_nll_to_the_loss():
+    with_sft = _trainer(dpo_sft=2.0)
+    loss, metrics = with_sft.objective.data_loss(with_sft, 0.1)
+    plain = _trainer()
+    base_loss, base_metrics = plain.objective.data_loss(plain, 0.1)
+    assert "dpo/sft_nll" in metrics and "dpo/sft_nll" not in base_metrics
+    assert metrics["dpo/sft_nll"] > 0
+    assert float(loss) == pytest.approx(float(base_loss) + 2.0 * metrics["dpo/sft_nll"],
+                                        abs=1e-5)
+
+
+@needs_base
 def test_negatives_prefer_each_response_to_its_mangled_copy(monkeypatch):
     from core.algorithms import dpo as module
 
     trainer = _trainer(dpo_negatives=1.0)
     seen = []
     real = module.sequence_logps
-    monkeypatch.setattr(module, "sequence_logps", lambda m, p, t, n, *a: (
-        m is trainer.reference and seen.append(list(t))) or real(m, p, t, n, *a))
+    monkeypatch.setattr(module, "sequence_logps", lambda m, p, t, n, *a, **kw: (
+        m is trainer.reference and seen.append(list(t))) or real(m, p, t, n, *a, **kw))
     loss, metrics = trainer.objective.data_loss(trainer, 0.1)
     (good_bad,) = seen             # the reference's one pass: responses, then their copies
     half = len(good_bad) // 2
