@@ -267,8 +267,8 @@ def test_dpo_sft_adds_its_weight_times_the_preferred_nll_to_the_loss():
     base_loss, base_metrics = plain.objective.data_loss(plain, 0.1)
     assert "dpo/sft_nll" in metrics and "dpo/sft_nll" not in base_metrics
     assert metrics["dpo/sft_nll"] > 0
-    assert float(loss) == pytest.approx(float(base_loss) + 2.0 * metrics["dpo/sft_nll"],
-                                        abs=1e-5)
+    expected = float(base_loss.detach()) + 2.0 * metrics["dpo/sft_nll"]
+    assert float(loss.detach()) == pytest.approx(expected, abs=1e-5)
 
 
 @needs_base
