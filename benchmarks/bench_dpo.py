@@ -77,7 +77,7 @@ def one(args, judge, seed, loss, task, base, extra):
         return dict(t0=t[:10].mean(), t1=t[-20:].mean(), win=win, real=real,
                     kl=series["kl/mean"][-20:].mean(), held=series["dpo/heldout_accuracy"][-1],
                     step_s=series["perf/step_s"][5:].mean(), run_s=run_s,
-                    rounds=" ".join(f"{f:.2f}/{w:.2f}" for f, w in
+                    round_log=" ".join(f"{f:.2f}/{w:.2f}" for f, w in
                                     zip(series["dpo/fresh_accuracy"], series["eval/win_rate"],
                                         strict=False)))
 
@@ -116,13 +116,13 @@ def main() -> None:
                 rows.append(r)
                 if args.json:
                     with open(args.json, "a") as out:
-                        out.write(json.dumps({"route": f"dpo {loss}", "judge": judge,
+                        out.write(json.dumps({**r, "route": f"dpo {loss}", "judge": judge,
                                               "seed": seed, "rounds": args.rounds,
-                                              "set": extra, **r}) + "\n")
+                                              "set": extra}) + "\n")
                 print(f"| {judge} | {loss} | {seed} | {r['t0']:+.2f} → {r['t1']:+.2f} | "
                       f"{r['win']:.2f} | {r['real']:.0%} | {r['kl']:.1f} | {r['held']:.2f} | "
-                      f"{r['step_s']:.2f} | {r['run_s']:.0f} | {r['rounds']} |", flush=True)
-            m = {k: np.mean([r[k] for r in rows]) for k in rows[0] if k != "rounds"}
+                      f"{r['step_s']:.2f} | {r['run_s']:.0f} | {r['round_log']} |", flush=True)
+            m = {k: np.mean([r[k] for r in rows]) for k in rows[0] if k != "round_log"}
             worst = min(r["t1"] - r["t0"] for r in rows)
             print(f"| **{judge}** | **{loss}** | mean | {m['t0']:+.2f} → {m['t1']:+.2f} "
                   f"(worst gain {worst:+.2f}) | {m['win']:.2f} | {m['real']:.0%} | "

@@ -2,12 +2,16 @@
 listwise Plackett-Luce DPO, with and without rounds (issue 18).
 
     .venv/bin/python benchmarks/two_routes_figure.py RUNS.jsonl [MORE.jsonl ...] \
-        [--out docs/two_routes.svg]
+        [--rm-from benchmarks/README.md] [--out docs/two_routes.svg]
 
 RUNS.jsonl: the lines `bench_dpo.py --json` and `bench_few_rankings.py --json` append, one run
-each. Draws three panels, one dot per route, judge and rounds (the mean over seeds, a bar of ±
-one standard deviation): each judge's blind win rate over the base model, the share of outputs
-that are real sentences, and the gain in the task's true reward. Prints the table beside it.
+each. --rm-from reads the reward-model route's per-seed rows instead from the tables
+`bench_few_rankings.py` printed into benchmarks/README.md ("Today's defaults, 5 seeds, no
+rounds" and "With up to 3 rounds of 8 groups"), so they need not be run again.
+
+Draws three panels, one dot per route, judge and rounds (the mean over seeds, a bar of ± one
+standard deviation): each judge's blind win rate over the base model, the share of outputs that
+are real sentences, and the gain in the task's true reward. Prints the table beside it.
 Written by hand as SVG so that it needs no plotting library.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import defaultdict
 from html import escape
 from pathlib import Path
@@ -41,6 +46,30 @@ def load(paths) -> dict:
                 cell[key].append(float(r[key]))
             cell["gain"].append(float(r["t1"]) - float(r["t0"]))
     return runs
+
+
+SECTIONS = {"Today's defaults, 5 seeds, no rounds": 0, "With up to 3 rounds of 8 groups": 3}
+ROW = re.compile(r"^\| (\w+) \| all \| (\d+) \| ([-+][\d.]+) → ([-+][\d.]+) \([^)]*\) \| "
+                 r"([\d.]+) \| (\d+)% \| [\d.]+ \| ([\d.]+) \| .*\| ([\d.]+) \| (\d+) \|$")
+
+
+def load_readme(path, runs, algo: str = "grpo") -> None:
+    """The reward-model route's per-seed rows from bench_few_rankings.py's tables (SECTIONS)."""
+    rounds = None
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip()
+            rounds = next((r for name, r in SECTIONS.items() if title.startswith(name)), None)
+            continue
+        m = ROW.match(line) if rounds is not None else None
+        if not m:
+            continue
+        judge, _, t0, t1, win, real, kl, rm_s, run_s = m.groups()
+        cell = runs[(f"reward model + {algo}", rounds, judge)]
+        for key, value in (("win", float(win)), ("real", float(real) / 100), ("kl", float(kl)),
+                           ("run_s", float(run_s) + float(rm_s)),
+                           ("gain", float(t1) - float(t0))):
+            cell[key].append(value)
 
 
 def routes_of(runs) -> list[str]:
@@ -88,7 +117,7 @@ def svg(runs) -> str:
                    'stroke="#999"/>')
         for t in np.linspace(lo, hi, 5):
             out.append(f'<text x="{x0 - 4}" y="{y(t) + 4}" text-anchor="end" fill="#444">'
-                       f'{t:.1f}</text>')
+                       f'{round(float(t), 2):g}</text>')
         for v in lines:
             out.append(f'<line x1="{x0}" x2="{x0 + pw}" y1="{y(v)}" y2="{y(v)}" stroke="#bbb" '
                        'stroke-dasharray="4 3"/>')
@@ -131,9 +160,13 @@ def svg(runs) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+")
+    p.add_argument("--rm-from", metavar="README", help="the reward-model route's rows from "
+                   "bench_few_rankings.py's tables in this file")
     p.add_argument("--out", default="docs/two_routes.svg")
     args = p.parse_args()
     runs = load(args.runs)
+    if args.rm_from:
+        load_readme(args.rm_from, runs)
     Path(args.out).write_text(svg(runs))
     print(table(runs))
     print(f"\nwrote {args.out}")
