@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 from core.lm.checkpoints import load_checkpoint  # noqa: E402
 from core.reward_learning.annotator import SimulatedAnnotator  # noqa: E402
-from core.reward_learning.reward_model import collect_rankings, train_reward_model  # noqa: E402
+from core.reward_learning.reward_training import collect_rankings, train_reward_model  # noqa: E402
 from core.rl.trainer import default_checkpoint  # noqa: E402
 from core.tasks import get_task  # noqa: E402
 

@@ -44,7 +44,7 @@ model, metrics, meta = train_from_store(folder, "sentiment", seed=0)
 print(f"{tree}: trained in {time.perf_counter() - t:.2f} s "
       f"({getattr(model, 'n_members', 1)} member(s))")
 if "--round" in sys.argv:
-    from core.reward_learning.reward_model import (
+    from core.reward_learning.reward_training import (
         base_samples,
         train_reward_model,
         with_true_rewards,

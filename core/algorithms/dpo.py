@@ -210,7 +210,7 @@ class DPO(Objective):
     )
 
     def setup(self, trainer) -> None:
-        from core.reward_learning.reward_model import split_by_prompt
+        from core.reward_learning.reward_training import split_by_prompt
 
         cfg = self.cfg
         rankings = (stored_rankings(cfg, trainer.data_dir) if cfg.dpo_data == "stored" else
@@ -230,7 +230,7 @@ class DPO(Objective):
 
     def _simulated(self, trainer):
         from core.reward_learning.annotator import SimulatedAnnotator
-        from core.reward_learning.reward_model import collect_rankings
+        from core.reward_learning.reward_training import collect_rankings
 
         cfg = self.cfg
         rng = np.random.default_rng(cfg.seed + 5)

@@ -22,7 +22,8 @@ from core.lm.sampling import generate
 from core.lm.tokenizer import TOKENIZER
 from core.reward_learning.annotator import SimulatedAnnotator
 from core.reward_learning.rankings import SOURCES
-from core.reward_learning.reward_model import Ranking, train_reward_model, with_true_rewards
+from core.reward_learning.reward_model import Ranking
+from core.reward_learning.reward_training import train_reward_model, with_true_rewards
 
 log = logging.getLogger(__name__)
 
@@ -356,9 +357,9 @@ def train_from_store(data_dir, task_name: str, loss: str = "bradley_terry",
     from core.config import RunConfig
     from core.lm.checkpoints import default_checkpoint, load_checkpoint
     from core.reward_learning.rankings import RankingStore
-    from core.reward_learning.reward_model import base_samples
     from core.reward_learning.reward_model_store import check_name, save_reward_model
     from core.reward_learning.reward_sources import CALIBRATION_K, CALIBRATION_PROMPTS
+    from core.reward_learning.reward_training import base_samples
     from core.tasks import get_task
 
     task = get_task(task_name)

@@ -17,7 +17,7 @@ whatever their taste; a person who likes broken text is not served by these nega
 off: `rm_negatives=0`).
 
 The functions here are pure (text in, text out, numpy's Generator for the choices); the reward
-model's training adds the pairs (`core.reward_learning.reward_model.train_reward_model`).
+model's training adds the pairs (`core.reward_learning.reward_training.train_reward_model`).
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ class LearnedReward:
     def fresh_accuracy(self, new_rankings, max_new_tokens: int) -> dict[str, float]:
         """`rm/fresh_accuracy`: the model's agreement with a round's new rankings before it
         trains on them (none when every new ranking was all ties)."""
-        from core.reward_learning.reward_model import pairwise_accuracy
+        from core.reward_learning.reward_training import pairwise_accuracy
 
         fresh = pairwise_accuracy(self.model, list(new_rankings), max_new_tokens, "annotator")
         return {"rm/fresh_accuracy": fresh} if fresh == fresh else {}
@@ -101,7 +101,7 @@ class LearnedReward:
         """An iterated round: continue training on every ranking so far (new ones included) for
         `rm_round_steps` updates, standardise again on the base samples; returns the held-out
         metrics."""
-        from core.reward_learning.reward_model import train_reward_model, with_true_rewards
+        from core.reward_learning.reward_training import train_reward_model, with_true_rewards
 
         self.rankings = self.rankings + tuple(with_true_rewards(list(new_rankings), self.task))
         self.model, metrics = train_reward_model(
@@ -168,7 +168,7 @@ def make_reward_source(cfg, task, base_model, device, rng: np.random.Generator, 
         return TrueReward(task)
     if cfg.reward_source == "ranked":
         return RankedReward(task, annotator, cfg.rank_scheme, cfg.rank_lam)
-    from core.reward_learning.reward_model import (
+    from core.reward_learning.reward_training import (
         base_samples,
         collect_rankings,
         train_reward_model,

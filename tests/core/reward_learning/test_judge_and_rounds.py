@@ -239,7 +239,7 @@ def test_fresh_accuracy_is_measured_before_the_model_trains_on_the_rankings(save
     source = trainer.reward_source
     first = source.model
     seen = []
-    import core.reward_learning.reward_model as rm
+    import core.reward_learning.reward_training as rm
 
     real_accuracy = rm.pairwise_accuracy
 

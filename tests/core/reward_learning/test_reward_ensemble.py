@@ -140,7 +140,8 @@ def test_negatives_reach_the_loss_only_when_asked(base, monkeypatch):
     """Wiring: with rm_negatives > 0 every update of every member also sees (response, mangled
     copy) pairs through a Bradley-Terry term, the response as the preferred one."""
     import core.preference as preference
-    from core.reward_learning.reward_model import Ranking, train_reward_model
+    from core.reward_learning.reward_model import Ranking
+    from core.reward_learning.reward_training import train_reward_model
 
     calls = []
     real = preference.bradley_terry_loss

@@ -6,12 +6,8 @@ import torch
 
 from core.lm.checkpoints import load_checkpoint
 from core.reward_learning.annotator import SimulatedAnnotator
-from core.reward_learning.reward_model import (
-    Ranking,
-    collect_rankings,
-    ranking_loss,
-    train_reward_model,
-)
+from core.reward_learning.reward_model import Ranking
+from core.reward_learning.reward_training import collect_rankings, ranking_loss, train_reward_model
 from core.rl.trainer import default_checkpoint
 from core.tasks import get_task
 
@@ -71,7 +67,7 @@ def test_rankings_of_different_sizes_share_a_batch():
 
 
 def test_held_out_rankings_share_no_prompt_with_training():
-    from core.reward_learning.reward_model import split_by_prompt
+    from core.reward_learning.reward_training import split_by_prompt
 
     data = [Ranking(f"p{i % 7}", ("a", "b"), (1, 2), (0.0, 0.0)) for i in range(40)]
     train, val = split_by_prompt(data, 0.2, np.random.default_rng(0))
@@ -80,7 +76,7 @@ def test_held_out_rankings_share_no_prompt_with_training():
 
 
 def test_the_reward_model_never_trains_on_its_held_out_prompts(rankings, monkeypatch):
-    import core.reward_learning.reward_model as rm
+    import core.reward_learning.reward_training as rm
 
     base, data = rankings
     seen_in_training = set()
@@ -114,7 +110,7 @@ def test_training_leaves_the_lower_half_of_the_trunk_as_the_base_had_it(rankings
 def test_a_prompt_stays_on_its_side_as_rankings_grow():
     """Iterated rounds train the same model on more rankings: a prompt trained on must never
     become held out (its accuracy would flatter the model)."""
-    from core.reward_learning.reward_model import split_by_prompt
+    from core.reward_learning.reward_training import split_by_prompt
 
     data = [Ranking(f"prompt {i}", ("a", "b"), (1, 2)) for i in range(200)]
     before, _ = split_by_prompt(data[:60], 0.2, np.random.default_rng(0))
