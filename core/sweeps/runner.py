@@ -1,7 +1,8 @@
 """Run a sweep's trials on Ray Tune, and record every one of them in the run store.
 
 Ray Tune schedules (its local mode by default, a cluster given `address`); nothing here is a
-scheduler. Each trial is `_trial`, a function trainable that runs an ordinary `Trainer`.
+scheduler. Each trial is `core.sweeps.trial.run_trial`, a function trainable that runs an ordinary
+`Trainer`.
 
 One writer. A trial never opens the data folder: on a cluster it cannot reach it. It reports
 each step through Ray (`tune.report`): the metrics, samples and events, and at its checkpoint
@@ -37,6 +38,7 @@ from core.config import RunConfig
 from core.store.runs import RunStore
 from core.sweeps.report import Series
 from core.sweeps.spec import SweepSpec
+from core.sweeps.trial import STOP_FLAG, run_trial
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +231,11 @@ class SweepRunner:
         for k in todo:
             if self.plan[k].cfg.threads == 0:
                 self.plan[k].cfg = self.plan[k].cfg.with_changes(threads=per_trial)
-        control = _Control.options(name=f"rlhfx-{self.sweep_id}", lifetime=None).remote()
+        control = STOP_FLAG.options(name=f"rlhfx-{self.sweep_id}", lifetime=None).remote()
         blobs = {k: {"state": self.plan[k].state} for k in todo if self.plan[k].state}
         param = [{"key": k, "cfg": self.plan[k].cfg.to_dict(), "from_step": self.plan[k].from_step,
                   "control": f"rlhfx-{self.sweep_id}"} for k in todo]
-        trainable = tune.with_resources(tune.with_parameters(_trial, blobs=blobs),
+        trainable = tune.with_resources(tune.with_parameters(run_trial, blobs=blobs),
                                         {"cpu": per_trial})
         with tempfile.TemporaryDirectory(prefix="rlhfx-tune-") as scratch:
             tuner = tune.Tuner(
@@ -380,108 +382,6 @@ def _error_text(trial) -> str:
     except OSError:
         pass
     return str(getattr(trial, "error_msg", None) or "the trial's process failed")
-
-
-class _ControlImpl:
-    """The stop flag, served to every trial (a named actor: trials on any node can ask)."""
-
-    def __init__(self):
-        self._stop = False
-
-    def stop(self) -> None:
-        self._stop = True
-
-    def stopped(self) -> bool:
-        return self._stop
-
-
-class _LazyActor:
-    """`ray.remote(_ControlImpl)`, made on first use so that importing this module needs no
-    Ray (the window lists sweeps without it)."""
-
-    def options(self, **kw):
-        import ray
-
-        return ray.remote(num_cpus=0)(_ControlImpl).options(**kw)
-
-
-_Control = _LazyActor()
-
-
-# --- the trial: runs in a Ray worker, here or on another machine; never opens the store
-
-def _trial(config: dict, blobs: dict | None = None) -> None:
-    import ray
-    from ray import tune
-
-    from core.reward_learning.feedback import SimulatedFeedback
-    from core.rl.faults import Diverged
-    from core.rl.run_control import RunControl
-    from core.rl.trainer import Trainer
-    from core.store.train_state import TrainState
-
-    spec = config["trial"]
-    key = spec["key"]
-    control_actor = ray.get_actor(spec["control"])
-    if ray.get(control_actor.stopped.remote()):
-        return   # stopped before it began: no run is made for it
-    tune.report({"rlhfx": {"kind": "start"}})
-    cfg = RunConfig.from_dict(spec["cfg"], algo_defaults=False)
-    blob = (blobs or {}).get(key) or {}
-    last_phase = [0.0]
-
-    def phase(name: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if done == total or now - last_phase[0] > 1.0:
-            last_phase[0] = now
-            tune.report({"rlhfx": {"kind": "phase", "name": name, "done": done,
-                                   "total": total}})
-
-    with tempfile.TemporaryDirectory(prefix="rlhfx-trial-") as tmp:
-        restore = None
-        if blob.get("state"):
-            path = Path(tmp) / "resume.state.safetensors"
-            path.write_bytes(blob["state"])
-            restore = TrainState.load(path)
-        control = RunControl(cfg)
-        feedback = SimulatedFeedback(cfg.annotator_temperature,
-                                     np.random.default_rng(cfg.seed + 7))
-        trainer = Trainer(cfg, phase, None, feedback, run_label=f"trial {key}",
-                          control=control, restore=restore)
-        every = cfg.checkpoint_every
-        try:
-            for result in trainer.run():
-                stop = ray.get(control_actor.stopped.remote())
-                if stop:
-                    control.request_stop("the sweep was stopped")
-                ckpt = (_pack(trainer, tmp) if every and (result.step + 1) % every == 0
-                        else None)
-                tune.report({"rlhfx": {
-                    "kind": "step", "step": result.step, "metrics": dict(result.metrics),
-                    "samples": list(result.samples), "events": list(result.events),
-                    "checkpoint": ckpt}})
-            status = "stopped" if control.stop_requested else "finished"
-            tune.report({"rlhfx": {"kind": "end", "status": status, "step": trainer.step_index,
-                                   "checkpoint": _pack(trainer, tmp) if trainer.step_index
-                                   else None}})
-        except Diverged as exc:
-            ckpt = _pack(trainer, tmp) if exc.params_intact and trainer.step_index else None
-            tune.report({"rlhfx": {"kind": "end", "status": "diverged", "step": exc.step,
-                                   "what": exc.what, "error": str(exc), "checkpoint": ckpt}})
-
-
-def _pack(trainer, tmp: str) -> dict:
-    """The policy and the resume state of `trainer`, as bytes for the driver to store."""
-    from core.store.train_state import save_state, state_path
-
-    path = Path(tmp) / f"step-{trainer.step_index:06d}.safetensors"
-    trainer.save_policy(path)
-    save_state(state_path(path), trainer)
-    out = {"step": trainer.step_index, "policy": path.read_bytes(),
-           "state": state_path(path).read_bytes()}
-    path.unlink()
-    state_path(path).unlink()
-    return out
 
 
 # --- reading a sweep back (the report and the window)
