@@ -189,7 +189,7 @@ class DPO(Objective):
     trains_on_rollout = False
     label = "DPO"
     panels = (
-        Panel("dpo_accuracy", "Preference accuracy",
+        Panel("dpo_accuracy", "Accuracy",
               ("dpo/accuracy", "dpo/heldout_accuracy", "dpo/fresh_accuracy"), "share of pairs",
               bounds=(0, 1),
               tooltip="How often the implicit reward β log π/π_ref orders a pair as ranked: on "
@@ -200,7 +200,7 @@ class DPO(Objective):
               ("dpo/reward_chosen", "dpo/reward_rejected", "dpo/margin"), "β log π/π_ref",
               tooltip="The implicit reward of each ranking's best and worst responses, and "
                       "their margin over ordered pairs."),
-        Panel("dpo_logp", "Log-prob of preferred", ("dpo/logp_chosen",), "log π", "nats",
+        Panel("dpo_logp", "Preferred log π", ("dpo/logp_chosen",), "log π", "nats",
               tooltip="log π of each ranking's best responses. When it falls while the margin "
                       "grows, DPO lowers what it should prefer (likelihood displacement): the "
                       "probability goes to text nobody ranked. dpo_sft holds it up."),

@@ -256,3 +256,15 @@ def test_settings_remember_the_last_config(qtbot, tmp_path):
     qtbot.addWidget(again)
     assert again.panel.config() == cfg
     again.close()
+
+
+def test_the_window_fits_a_1366_screen_whatever_the_tabs_hold(window):
+    """Every tab but Watch scrolls: a stack is as wide as its widest page, and the Experiments
+    tab alone once pushed the window 12 px past a 1366-px laptop screen."""
+    for i in range(window.tabs.count()):
+        page = window.tabs.widget(i)
+        assert page is window.dashboard or page.minimumSizeHint().width() < 200, \
+            window.tabs.tabText(i)
+    docks = sum(d.minimumSizeHint().width() for name, d in window.docks.items()
+                if name != "runsDock")   # the runs list shares the left column
+    assert window.centralWidget().minimumSizeHint().width() + docks + 250 < 1366
