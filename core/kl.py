@@ -111,6 +111,14 @@ class AdaptiveKLController:
         # beta = 0 means "KL off": the floor must not quietly turn it back on.
         return 0.0 if beta == 0 else min(max(beta, self.beta_min), self.beta_max)
 
+    def set_beta(self, beta: float) -> None:
+        """A live edit of beta, taken as given (the next update bounds it)."""
+        self.beta = float(beta)
+
+    def set_target(self, target: float) -> None:
+        """A live edit of the target (or a budget widened by a round)."""
+        self.target = _positive("target", target)
+
     def update(self, kl) -> float:
         self._pending.append(float(kl))
         if len(self._pending) < self.interval:
@@ -135,6 +143,12 @@ class FixedKLController:
         if not (isinstance(beta, (int, float)) and beta >= 0):
             raise ValueError(f"beta must be a non-negative number, got {beta!r}")
         self.beta = float(beta)
+
+    def set_beta(self, beta: float) -> None:
+        self.beta = float(beta)
+
+    def set_target(self, target: float) -> None:
+        """No target to move: beta is fixed."""
 
     def update(self, kl) -> float:
         return self.beta

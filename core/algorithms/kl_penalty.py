@@ -126,6 +126,6 @@ class KLPenalty(Reinforce):
 
     def apply_live(self, changes):
         if "trust_beta" in changes:
-            self.trust.beta = float(changes["trust_beta"])
-        if "trust_target" in changes and self.trust.target is not None:
-            self.trust.target = float(changes["trust_target"])
+            self.trust.set_beta(changes["trust_beta"])
+        if "trust_target" in changes:
+            self.trust.set_target(changes["trust_target"])

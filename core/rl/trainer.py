@@ -150,9 +150,9 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.cfg.lr
         if "beta" in pending:
-            self.controller.beta = self.cfg.beta
-        if "kl_target" in pending and self.controller.target is not None:
-            self.controller.target = self.kl_budget()
+            self.controller.set_beta(self.cfg.beta)
+        if "kl_target" in pending:
+            self.controller.set_target(self.kl_budget())
         self.objective.apply_live(pending)
         log.info("step %d: applied %s", self.step_index, pending)
         return [{"kind": "set", "step": self.step_index, "changes": dict(pending), "old": old}]
@@ -206,8 +206,7 @@ class Trainer:
         self.rounds.record(self.step_index, event, metrics)
         if self.cfg.feedback_restart:
             self._restart_policy()
-        if self.controller.target is not None:
-            self.controller.target = self.kl_budget()
+        self.controller.set_target(self.kl_budget())
 
     def kl_budget(self) -> float:
         """The adaptive rule's KL target: kl_target, widened by each round of feedback."""
