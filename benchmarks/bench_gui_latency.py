@@ -282,8 +282,8 @@ def main() -> int:
             names = [n for n in live.names() if n != "time_s"]
             series = synthetic_series(args.preload, names, np.random.default_rng(0))
             series.append(update.metrics_dict())
-            window.live_series = series
-            window._redraw_runs()  # hand the dashboard the preloaded series in place of live
+            window.shown.swap_live_series(series)
+            window.shown.redraw()  # hand the dashboard the preloaded series in place of live
             state["prefill_s"] = time.perf_counter() - t0
             # Let the first full pass over the long curves happen before measuring.
             window.dashboard.refresh()

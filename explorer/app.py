@@ -96,10 +96,6 @@ def run_gui(args: argparse.Namespace) -> int:
     return 128 + caught[0] if caught else status
 
 
-# the wake-up sockets of each window's signal notifier, alive while it is
-_KEPT: dict = {}
-
-
 def close_on_signals(window) -> list[int]:
     """Ctrl-C (SIGINT) or SIGTERM in the window's terminal closes the window as its close button
     does: a run stops after its step, with everything saved. Returns the list the caught
@@ -137,8 +133,8 @@ def close_on_signals(window) -> list[int]:
     notifier.activated.connect(drain)
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
-    # the notifier lives as long as the window (its Qt parent); the sockets as long as it
-    _KEPT[notifier] = (reader, writer)
+    # the sockets live as long as the notifier, a child of the window, and close with it
+    notifier.destroyed.connect(lambda *_: (reader.close(), writer.close()))
     return caught
 
 

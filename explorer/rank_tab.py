@@ -1,8 +1,8 @@
 """The Rank tab: rank sampled responses, browse what was ranked, train a reward model from it.
 
 It owns the rankings store's GUI-thread connection and the feedback worker (the tab's torch work),
-and wires the ranking panel, the reward-model box and the rankings browser to them. The run
-controller lends it the running policy (a snapshot at a step boundary) and hands it the groups of
+and wires the ranking panel, the reward-model box and the rankings browser to them. The running
+run lends it its policy (a snapshot at a step boundary) and hands it the groups of
 an iterated-RLHF round.
 """
 

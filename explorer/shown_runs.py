@@ -23,6 +23,11 @@ class ShownRuns:
         """A run starts (or carries on, showing its stored steps first): it is what is shown."""
         self.live_series, self.live_id, self.opened = series, None, None
 
+    def swap_live_series(self, series: RunSeries) -> None:
+        """The live run's curves replaced by `series` (a benchmark preloads long ones); the run
+        stays the live one."""
+        self.live_series = series
+
     def went_live(self, run_id: str) -> None:
         """The live run got its id (its first step is stored)."""
         self.live_id = run_id

@@ -134,7 +134,8 @@ class Trainer:
         values = {k: getattr(self.cfg, k) for k in live_fields()}
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         values["beta"] = self.controller.beta
-        values["kl_target"] = getattr(self.controller, "target", self.cfg.kl_target)
+        target = self.controller.target   # None when beta is fixed: the configured one then
+        values["kl_target"] = self.cfg.kl_target if target is None else target
         values.update(self.objective.live_values())
         return values
 

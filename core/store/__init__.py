@@ -1,3 +1,3 @@
-"""The run store: the data folder, runs and their SQLite schema, the run lock, the state a resume
-reads, config files, and the session that records a run.
+"""The run store: runs and their SQLite schema (over core.storage's base), the run lock, the
+state a resume reads, and the session that trains a run and records it.
 """

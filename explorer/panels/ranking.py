@@ -229,6 +229,8 @@ class RankingPanel(QWidget):
         """Groups from the feedback worker: shown at once if nothing is, else queued."""
         shown = self.session.group
         self.session.add_groups(groups, self.task)
+        if self.session.round is not None:   # a round owns the panel; extra samples wait
+            return
         if self.session.group is not shown:
             self._show(self.session.group)
         if self.status.text() == "Sampling…":

@@ -57,3 +57,11 @@ def test_when_the_run_ends_copies_are_cancelled_and_edits_refused():
     assert late.cancelled()
     with pytest.raises(ValueError, match="ending"):
         trainer.control.request_changes(lr=1e-4)
+
+
+def test_a_live_kl_target_edit_records_the_true_old_value_with_a_fixed_beta_too():
+    trainer = Trainer(RunConfig.for_algo("grpo", **FAST, steps=3, kl_controller="fixed",
+                                         kl_target=4.0))
+    trainer.control.request_changes(kl_target=9.0)
+    (event,) = [e for e in trainer.step().events if e["kind"] == "set"]
+    assert event["old"] == {"kl_target": 4.0} and trainer.cfg.kl_target == 9.0
