@@ -460,7 +460,7 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Write TOML (.toml) or JSON (anything else), all at once."""
-        from core.config_files import write_config_file
+        from core.storage import write_config_file
 
         write_config_file(path, self.to_dict())
 
@@ -468,7 +468,7 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         """A config file: TOML (.toml) or JSON (.json), by extension in any case. ValueError
         names the file and what is wrong with it."""
-        from core.config_files import read_config_file
+        from core.storage import read_config_file
 
         return cls.from_dict(read_config_file(path))
 

@@ -1,4 +1,5 @@
-"""Files and folders under the data folder: where it is, opening its SQLite files, atomic writes.
+"""Files: the data folder (where it is, the SQLite base its stores share, atomic writes, the
+names saved in it), and config files (TOML or JSON).
 
 Every failure a person can cause or meet (a data folder that is a file, a read-only folder, a
 damaged or locked database, a full disk) comes out of here as a ValueError whose message names
@@ -10,10 +11,12 @@ migration, so `runs` and `rankings list` work on a folder the user cannot write 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 import tempfile
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -260,3 +263,52 @@ class SQLiteStore:
             self._conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise database_error(self.path, exc, self.WHAT) from exc
+
+
+# --- config files: TOML or JSON by extension (in any case), read into a dict of settings, or
+# written all at once. They know nothing of RunConfig, which validates what they read
+# (`RunConfig.load` / `RunConfig.save`).
+CONFIG_FORMATS = {".toml": "toml", ".json": "json"}
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The settings in `path`; ValueError names the file and what is wrong with it."""
+    if not str(path).strip():
+        raise ValueError("the config file name is empty; give a .toml or .json file")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a folder; give a .toml or .json file")
+    kind = CONFIG_FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"config file {path}: unknown format {path.suffix or '(none)'!r}; "
+                         "use a .toml or .json file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")   # Windows editors start with a BOM
+    except FileNotFoundError:
+        raise ValueError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"config file {path} is not UTF-8 text: {exc.reason}") from None
+    except OSError as exc:
+        raise ValueError(f"cannot read config file {path}: {describe(exc)}") from None
+    try:
+        data = tomllib.loads(text) if kind == "toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"config file {path} is not valid {kind.upper()}: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"config file {path} is nested too deeply") from None
+    if not isinstance(data, dict):
+        kind = "null" if data is None else f"a {type(data).__name__}"
+        raise ValueError(f"config file {path} must hold settings by name ({{\"lr\": 1e-4}} "
+                         f"or lr = 1e-4), not {kind}")
+    return data
+
+
+def write_config_file(path: str | Path, data: dict) -> None:
+    """TOML for a .toml path, JSON otherwise, written atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".toml":
+        import tomli_w
+
+        atomic_write_text(path, tomli_w.dumps(data))
+    else:
+        atomic_write_text(path, json.dumps(data, indent=2))

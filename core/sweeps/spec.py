@@ -207,7 +207,7 @@ def parse_spec(source: str, scale: str = "laptop") -> SweepSpec:
         return PRESETS[source](scale)
     from pathlib import Path
 
-    from core.config_files import read_config_file
+    from core.storage import read_config_file
 
     if not Path(source).suffix or not Path(source).exists():
         raise ValueError(f"no preset and no grid file {source!r}; presets: "

@@ -2,7 +2,8 @@
 
 Five small plots, each with its formula and its own knobs: rank -> reward, Bradley-Terry,
 Plackett-Luce (plus the probabilities of all six orders), PPO's clipped objective and the
-adaptive-beta band. The curves come from core.math_curves, so they are the code's formulas.
+adaptive-beta band. The curves come from explorer/panels/math_curves.py, which evaluates core's
+own formulas.
 `set_run_values` only moves marks on existing items: it is called on every training step.
 """
 
@@ -24,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import math_curves as mc
 from core.rewards import SCHEMES
+from explorer.panels import math_curves as mc
 from explorer.panels.math_items import FloatSlider, PictureKit
 from explorer.plots import style
 from explorer.plots.style import Theme

@@ -9,10 +9,10 @@ import torch
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QDoubleSpinBox, QScrollArea, QSlider
 
-from core import math_curves as mc
 from core.algorithms.ppo import clipped_surrogate_terms
 from core.kl import AdaptiveKLController
 from core.preference import bradley_terry_prob, plackett_luce_nll
+from explorer.panels import math_curves as mc
 from explorer.panels.math_panel import HIGHLIGHT_WIDTH, MathPanel
 from explorer.plots import style
 
