@@ -74,7 +74,7 @@ def main() -> int:
     window = MainWindow(data_dir=data, restore=False)
     window.resize(1366, 768)
     window.show()
-    window.tabs.setCurrentWidget(window.experiments)
+    window.show_tab(window.experiments)
     steps = int(args.seconds / args.period) + 20
     writer = subprocess.Popen([sys.executable, "-c", WRITER, data, str(args.trials),
                                str(args.period), str(steps)], stdout=subprocess.PIPE, text=True,

@@ -44,7 +44,7 @@ def main() -> int:
     window = MainWindow(data_dir=args.data, restore=False)
     window.resize(1366, 768)
     window.show()
-    window.tabs.setCurrentWidget(window.experiments)
+    window.show_tab(window.experiments)
     if args.sweep:
         window.experiments.show_sweep(args.sweep)
 

@@ -123,7 +123,7 @@ def test_the_window_has_the_tab_and_lists_runs_another_process_writes(qtbot, tmp
         _log(writer, runs["low", 0], [0.1])
     win._poll_overlays()   # the window's 1 s timer
     assert sorted(win.runs_panel.run_ids()) == sorted(runs.values())
-    win.tabs.setCurrentWidget(win.experiments)
+    win.show_tab(win.experiments)   # the tab scrolls: its page holds the panel
     win.experiments.poll()
     assert win.experiments.sweep_id == sweep
     win.close()
