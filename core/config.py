@@ -300,9 +300,9 @@ class RunConfig:
                              "from the simulated annotator's rm_rankings).", sources=("learned",),
                              group="rewards")
     feedback_every: int = knob(0, "Iterated RLHF: every N steps, rank feedback_groups groups from "
-                               "the current policy and update the reward model on every ranking "
-                               "so far (0 = off).", min=0, max=100_000,
-                               sources=("learned",), any_source=ROUND_LEARNERS,
+                               "the current policy and update the reward model (for DPO: add them "
+                               "to its data) on every ranking so far (0 = off).", min=0,
+                               max=100_000, sources=("learned",), any_source=ROUND_LEARNERS,
                                group="rewards")
     feedback_groups: int = knob(8, "Groups (of rm_k responses) to rank in each round.", min=1,
                                 max=64,
