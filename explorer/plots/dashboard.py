@@ -169,25 +169,11 @@ class Dashboard(QWidget):
         self.tabs.setDocumentMode(True)
         layout.addWidget(self.tabs, 1)
 
-        main = QWidget()
-        grid = QGridLayout(main)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(6)
-        for i, spec in enumerate(MAIN_PANELS):
-            self.panels[spec.key] = panel = spec.make()
-            grid.addWidget(panel, i // COLUMNS, i % COLUMNS)
-        self.tabs.addTab(main, "Training")
+        self.tabs.addTab(self._panel_page(MAIN_PANELS), "Training")
         # An objective's own panels, on a tab of its own that shows once a run has its metrics.
         self._objective_tabs: dict[str, tuple[QWidget, tuple[PanelSpec, ...]]] = {}
         for label, specs in objective_tabs().items():
-            page = QWidget()
-            page_grid = QGridLayout(page)
-            page_grid.setContentsMargins(0, 0, 0, 0)
-            page_grid.setSpacing(6)
-            for i, spec in enumerate(specs):
-                self.panels[spec.key] = panel = spec.make()
-                page_grid.addWidget(panel, i // COLUMNS, i % COLUMNS)
-            page_grid.setRowStretch(page_grid.rowCount(), 1)
+            page = self._panel_page(specs, stretch=True)
             self.tabs.setTabVisible(self.tabs.addTab(page, label), False)
             self._objective_tabs[label] = (page, specs)
 
@@ -201,6 +187,20 @@ class Dashboard(QWidget):
         self.tabs.addTab(scroll, "More metrics")
         self.tabs.currentChanged.connect(lambda _: self.refresh())
         self._apply_options()
+
+    def _panel_page(self, specs, stretch: bool = False) -> QWidget:
+        """A page of panels, COLUMNS to a row (stretch: they keep their height when the page
+        has fewer rows than the Training tab)."""
+        page = QWidget()
+        grid = QGridLayout(page)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(6)
+        for i, spec in enumerate(specs):
+            self.panels[spec.key] = panel = spec.make()
+            grid.addWidget(panel, i // COLUMNS, i % COLUMNS)
+        if stretch:
+            grid.setRowStretch(grid.rowCount(), 1)
+        return page
 
     # ----- toolbar -------------------------------------------------------------------------
     def _build_toolbar(self) -> QHBoxLayout:
