@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 import time
@@ -59,8 +58,7 @@ def one(args, judge, seed, loss, task, base, extra):
                                  steps=args.steps, seed=seed, threads=args.threads,
                                  checkpoint_every=0, **extra)
         if args.rounds:   # online DPO, the judge asked as bench_few_rankings.py asks it
-            command = (f"{shlex.quote(sys.executable)} {shlex.quote(str(HERE / 'judges.py'))} "
-                       f"{judge} --seed {seed}")
+            command = judges.command(judge, seed)
             cfg = cfg.with_changes(feedback_every=25, feedback_groups=8, feedback_by="command",
                                    feedback_command=command, feedback_max_rounds=args.rounds)
         held = {}

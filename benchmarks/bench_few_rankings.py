@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 import time
@@ -137,8 +136,7 @@ def one(args, judge, seed, variant, overrides, task, base):
                          negatives=cfg.rm_negatives)
         rm_s = time.perf_counter() - t0
         if args.rounds:
-            command = (f"{shlex.quote(sys.executable)} {shlex.quote(str(HERE / 'judges.py'))} "
-                       f"{judge} --seed {seed}")
+            command = judges.command(judge, seed)
             cfg = cfg.with_changes(feedback_every=25, feedback_groups=8, feedback_by="command",
                                    feedback_command=command, feedback_max_rounds=args.rounds,
                                    feedback_unsure=args.unsure)

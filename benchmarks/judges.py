@@ -96,6 +96,14 @@ def prefers(name: str, prompt: str, a: str, b: str) -> float:
     return 0.5 if sa == sb else float(sa > sb)
 
 
+def command(name: str, seed: int) -> str:
+    """The shell command that runs this judge as a `feedback_by=command` program."""
+    import shlex
+
+    return (f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} "
+            f"{name} --seed {seed}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("judge", choices=sorted(JUDGES))
