@@ -127,16 +127,19 @@ def pad_rankings(rankings) -> tuple[list[str], list[str], Tensor, Tensor]:
 
 
 def sequence_logps(model, prompts: list[str], texts: list[str], max_new_tokens: int,
-                   temperature: float = 1.0, with_lengths: bool = False):
+                   temperature: float = 1.0, with_lengths: bool = False, group: int = 1):
     """log pi(response | prompt) per row: the sum over the response's tokens (EOS included
     unless it was cut at max_new_tokens), with grad when the model has it; with_lengths, also
-    each row's token count."""
+    each row's token count. group > 1: the rows come in runs of that many with one prompt (a
+    ranking's responses, as `pad_rankings` lays them out), and each prompt runs once
+    (core/lm/shared_prompts.py): the same numbers, to float rounding, for fewer tokens."""
     from core.lm.batching import encode_pairs
     from core.lm.model import sequence_logprobs
 
     device = next(model.parameters()).device
     ids, mask, start = encode_pairs(prompts, texts, max_new_tokens, device)
-    logp = sequence_logprobs(model, ids, mask, start, temperature=temperature).logprobs
+    logp = sequence_logprobs(model, ids, mask, start, temperature=temperature,
+                             group=group).logprobs
     total = (logp * mask[:, start:]).sum(dim=-1)
     return (total, mask[:, start:].sum(dim=-1)) if with_lengths else total
 
@@ -247,8 +250,8 @@ class DPO(Objective):
             for start in range(0, len(rankings), 32):
                 chunk = rankings[start:start + 32]
                 prompts, texts, ranks, valid = pad_rankings(chunk)
-                logp = sequence_logps(model, prompts, texts, self.max_new_tokens).view(
-                    ranks.shape)
+                logp = sequence_logps(model, prompts, texts, self.max_new_tokens,
+                                      group=ranks.shape[1]).view(ranks.shape)
                 out += [logp[n, valid[n]] for n in range(len(chunk))]
         return out
 
@@ -303,7 +306,7 @@ class DPO(Objective):
         batch = [self.train[i] for i in idx]
         prompts, texts, ranks, valid = pad_rankings(batch)
         logp, lengths = sequence_logps(trainer.policy, prompts, texts, self.max_new_tokens,
-                                       with_lengths=True)
+                                       with_lengths=True, group=ranks.shape[1])
         logp, lengths = logp.view(ranks.shape), lengths.view(ranks.shape)
         ref = torch.zeros_like(logp)
         for n, i in enumerate(idx):

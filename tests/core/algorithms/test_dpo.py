@@ -361,3 +361,28 @@ def test_rounds_for_dpo_need_no_learned_reward_and_refuse_disagreement():
     assert applies("feedback_every", "dpo", "true") and applies("rm_k", "dpo", "true")
     assert not applies("feedback_every", "grpo", "true")
     assert not applies("feedback_pool", "dpo", "true")   # no members to choose groups with
+
+
+@needs_base
+def test_a_rankings_prompt_runs_once_for_all_its_responses_with_the_same_numbers(monkeypatch):
+    """The update scores each ranking's K responses with their prompt computed once (as GRPO
+    does a group's), and that changes no number beyond float rounding."""
+    import core.lm.model as lm
+    from core.lm.checkpoints import load_checkpoint
+
+    trainer = _trainer()
+    groups = []
+    real = lm.sequence_logprobs
+    monkeypatch.setattr(lm, "sequence_logprobs", lambda *a, **kw: (
+        groups.append((a[1].shape[0], kw.get("group", 1))) or real(*a, **kw)))
+    trainer.objective.data_loss(trainer, 0.1)
+    rows, group = groups[0]
+    assert group == 3 and rows == 4 * 3          # dpo_batch 4 rankings of rm_k 3, one prompt each
+
+    policy, _ = load_checkpoint(default_checkpoint("sentiment"))
+    rankings = trainer.objective.train[:5]
+    prompts, texts, ranks, valid = pad_rankings(rankings)
+    with torch.no_grad():
+        once = sequence_logps(policy, prompts, texts, 24, group=ranks.shape[1])
+        each = sequence_logps(policy, prompts, texts, 24)
+    torch.testing.assert_close(once, each, rtol=1e-5, atol=1e-4)
