@@ -11,8 +11,9 @@ For each judge and seed: 30 groups of 4 base-model samples are ranked by the jud
 `rlhf-explorer rm train`'s code (`core.reward_learning.feedback.train_from_store`, timed) trains a
 reward model on
 them; a run (GRPO defaults unless --algo, --steps 150) optimises it. With --rounds N, the run asks
-the judge for up to N rounds of 8 groups (every 25 steps, or sooner when the members disagree),
-through the `feedback_by=command` hook, exactly as a user's judge program would be run.
+the judge for up to N rounds of 8 groups (every 25 steps unless --every, or sooner when the
+members disagree), through the `feedback_by=command` hook, exactly as a user's judge program
+would be run.
 
 Then, on 200 fresh prompts: one sample of the final policy against one of the base model, judged
 blind by the same judge (ties count half: `win`); the share of the policy's samples that are
@@ -137,9 +138,9 @@ def one(args, judge, seed, variant, overrides, task, base):
         rm_s = time.perf_counter() - t0
         if args.rounds:
             command = judges.command(judge, seed)
-            cfg = cfg.with_changes(feedback_every=25, feedback_groups=8, feedback_by="command",
-                                   feedback_command=command, feedback_max_rounds=args.rounds,
-                                   feedback_unsure=args.unsure)
+            cfg = cfg.with_changes(feedback_every=args.every, feedback_groups=8,
+                                   feedback_by="command", feedback_command=command,
+                                   feedback_max_rounds=args.rounds, feedback_unsure=args.unsure)
         held = {}
         store = RunStore(d)
         t0 = time.perf_counter()
@@ -175,6 +176,7 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--rounds", type=int, default=0, help="at most this many rounds of 8 groups")
+    p.add_argument("--every", type=int, default=25, help="with --rounds: a round every N steps")
     p.add_argument("--unsure", type=float, default=0.0,
                    help="feedback_unsure: also ask when the disagreement ratio passes this")
     p.add_argument("--algo", default="grpo")

@@ -66,6 +66,15 @@ def plackett_luce_ll(scores: Tensor, ranks: Tensor, valid: Tensor) -> Tensor:
     return terms.sum(dim=-1)
 
 
+def ordered_share(margin: Tensor) -> float:
+    """Share of pairs whose implicit-reward margin orders them as ranked, a tie counting half
+    (as `eval/win_rate`'s ties do): at step 0 the policy is the reference, every margin is 0,
+    and this reads 0.5, chance, where TRL's strict count reads 0. NaN with no pair."""
+    if not margin.numel():
+        return float("nan")
+    return float(((margin > 0).float() + 0.5 * (margin == 0).float()).mean())
+
+
 def dpo_loss(logp: Tensor, logp_ref: Tensor, ranks: Tensor, valid: Tensor, beta: float,
              loss_type: str) -> tuple[Tensor, dict[str, float]]:
     """The loss over a batch of rankings, and its metrics.
@@ -96,8 +105,7 @@ def dpo_loss(logp: Tensor, logp_ref: Tensor, ranks: Tensor, valid: Tensor, beta:
         worst = valid & (ranks == ranks.masked_fill(~valid, -1).max(dim=1, keepdim=True)[0])
         metrics = {
             "dpo/loss": float(loss.detach()),
-            "dpo/accuracy": float((margin > 0).float().mean()) if margin.numel() else
-            float("nan"),
+            "dpo/accuracy": ordered_share(margin),
             "dpo/margin": float(margin.mean()) if margin.numel() else float("nan"),
             "dpo/reward_chosen": float(r[best].mean()),
             "dpo/reward_rejected": float(r[worst].mean()),
@@ -345,7 +353,7 @@ class DPO(Objective):
             ref = sequence_logps(trainer.reference, prompts, texts, self.max_new_tokens)
         h = logp - ref.view(2, -1)            # log pi / pi_ref of the response, then the copy
         margin = beta * (h[0] - h[1])
-        return -F.logsigmoid(margin).mean(), float((margin > 0).float().mean())
+        return -F.logsigmoid(margin).mean(), ordered_share(margin.detach())
 
     def heldout_accuracy(self, policy, beta: float) -> float:
         """Share of the held-out rankings' ordered pairs the implicit reward orders right."""
@@ -353,19 +361,17 @@ class DPO(Objective):
 
     def _accuracy(self, policy, rankings, ref_logps) -> float:
         """Share of the rankings' strictly ordered pairs whose implicit reward log pi/pi_ref
-        (beta > 0 only scales it) orders them as ranked; NaN with none."""
+        (beta > 0 only scales it) orders them as ranked, a tie counting half
+        (`ordered_share`); NaN with none."""
         if not rankings:
             return float("nan")
         was = policy.training
         policy.eval()
         logps = self._logps(policy, rankings)
         policy.train(was)
-        hits = total = 0
+        margins = []
         for ranking, lp, lr in zip(rankings, logps, ref_logps, strict=True):
             r = lp - lr
-            for i in range(len(ranking.ranks)):
-                for j in range(len(ranking.ranks)):
-                    if ranking.ranks[i] < ranking.ranks[j]:
-                        hits += int(r[i] > r[j])
-                        total += 1
-        return hits / total if total else float("nan")
+            margins += [r[i] - r[j] for i in range(len(ranking.ranks))
+                        for j in range(len(ranking.ranks)) if ranking.ranks[i] < ranking.ranks[j]]
+        return ordered_share(torch.stack(margins)) if margins else float("nan")

@@ -10,6 +10,7 @@ import torch
 from core.algorithms.dpo import (
     dpo_loss,
     ordered_pairs,
+    ordered_share,
     pad_rankings,
     plackett_luce_ll,
     sequence_logps,
@@ -23,6 +24,19 @@ def _t(rows):
 
 def _log_sigmoid(x):
     return -math.log1p(math.exp(-x))
+
+
+def test_accuracy_counts_a_tied_margin_half():
+    # margins: one right, one tie, one wrong: (1 + 0.5 + 0) / 3
+    assert ordered_share(_t([0.3, 0.0, -0.2])) == pytest.approx(0.5)
+    assert ordered_share(_t([0.0, 0.0])) == 0.5 and ordered_share(_t([1.0, 2.0])) == 1.0
+    assert math.isnan(ordered_share(_t([])))
+    # through the loss: ranks (1, 2, 3) with implicit rewards (0, 0, -1): pairs 1>2 tie,
+    # 1>3 and 2>3 right
+    logp, ref = _t([[-1.0, -1.0, -2.0]]), _t([[-1.0, -1.0, -1.0]])
+    _, metrics = dpo_loss(logp, ref, torch.tensor([[1, 2, 3]]), torch.ones(1, 3, dtype=torch.bool),
+                          0.1, "sigmoid")
+    assert metrics["dpo/accuracy"] == pytest.approx(2.5 / 3)
 
 
 def test_k2_listwise_equals_dpo_by_hand():
@@ -169,8 +183,9 @@ def test_a_few_steps_on_rankings_raise_the_implicit_accuracy(loss_type):
         opt.step()
         accuracies.append(metrics["dpo/accuracy"])
         losses.append(metrics["dpo/loss"])
-    # at the start the policy is the reference: every implicit reward is 0, no pair is right
-    assert accuracies[0] == 0.0 and accuracies[-1] >= 0.9 and losses[-1] < losses[0]
+    # at the start the policy is the reference: every implicit reward is 0, every pair a tie,
+    # and a tie counts half: chance, not 0
+    assert accuracies[0] == 0.5 and accuracies[-1] >= 0.9 and losses[-1] < losses[0]
     assert all(torch.equal(a, b) for a, b in zip(before, reference.parameters(), strict=True))
 
 
@@ -287,8 +302,8 @@ def test_negatives_prefer_each_response_to_its_mangled_copy(monkeypatch):
                                                      strict=True))
     assert all(g in {x for r in trainer.objective.train for x in r.responses}
                for g in good_bad[:half])
-    # at the start the policy is the reference: no pair is ordered yet, and the term is log 2
-    assert metrics["dpo/negatives_accuracy"] == 0.0
+    # at the start the policy is the reference: every pair ties (half each), the term is log 2
+    assert metrics["dpo/negatives_accuracy"] == 0.5
     without = _trainer(dpo_negatives=0.0)
     base_loss, _ = without.objective.data_loss(without, 0.1)
     assert float(loss.detach()) == pytest.approx(float(base_loss.detach()) + math.log(2),
