@@ -132,9 +132,10 @@ class RunConfig:
     # "Rankings that steer the policy"): at GRPO's fixed 0.04 the KL reached 30-40 nats and the
     # policy wrote broken text the model liked. So with the learned source the KL to the
     # reference goes in the reward as k1 (unbiased; k3 in the loss has a biased gradient), and
-    # beta starts at 0.5 and adapts to a budget of 4 nats: single-seed rows there had transient
-    # collapses (true reward -0.67 for ten steps) with k3 in the loss that k1 in the reward had
-    # not, and a budget of 2 nats left no room to follow the person's taste.
+    # beta starts at 0.5 and adapts to a budget of 4 nats (in practice: beta falls to beta_min
+    # within ~12 steps and doubles only past 6 nats, target x 1.5): single-seed rows there had
+    # transient collapses (true reward -0.67 for ten steps) with k3 in the loss that k1 in the
+    # reward had not, and a budget of 2 nats left no room to follow the person's taste.
     # GRPO keeps DeepSeekMath's fixed 0.04: with the adaptive rule its k3 KL overshot the target,
     # beta doubled to 0.3-0.6 within a few steps and pulled the policy back to the base model,
     # erasing what it had learned (seeds 3 and 4: 0.23 and 0.36; fixed 0.04: 0.64 at seed 3).
