@@ -60,7 +60,8 @@ class MetricPlot(QWidget):
         self._curves: dict[tuple[str, str], Curve] = {}
         self._bands: dict[tuple[str, str], Band] = {}
         self._smooth: dict[tuple[str, str], IncrementalEma] = {}
-        self._events: dict[str, list[tuple[pg.InfiniteLine, float, float]]] = {}
+        # per run: (marker, step, time_s, its full label)
+        self._events: dict[str, list[tuple[pg.InfiniteLine, float, float, str]]] = {}
         self._alpha = 0.0
         self._x_axis = "step"
         self._log_y = False
@@ -96,6 +97,9 @@ class MetricPlot(QWidget):
             plot.getAxis(name).setStyle(maxTickLevel=1)
         self._y_label, self._units = y_label, units
         self._empty = EmptyNote(plot, EMPTY_TEXT)
+        # Marker labels read toward the room they have, which the range and the size decide.
+        self._view.sigRangeChanged.connect(self._place_events)
+        self._view.sigResized.connect(self._place_events)
         add_export_actions(self)
         self._apply_theme()
         self._update_empty_state()
@@ -277,19 +281,46 @@ class MetricPlot(QWidget):
                 },
             )
             line.label.setFont(style.scaled_font(self, 0.8))
+            line.label.setToolTip(text)
             self.plot_item.addItem(line, ignoreBounds=not last)
-            lines.append((line, step, time_s))
-        lo, hi = self.plot_item.getViewBox().viewRange()[0]
-        for line, step, time_s in lines:
+            lines.append((line, step, time_s, text))
+        self._place_events()
+
+    def _place_events(self, *_) -> None:
+        """Each marker at its step (or time), its label reading away from the nearer edge and
+        as long as the room on that side allows."""
+        view = self.plot_item.getViewBox()
+        lo, hi = view.viewRange()[0]
+        width = view.width()
+        for line, step, time_s, text in (m for lines in self._events.values() for m in lines):
             pos = step if self._x_axis == "step" else time_s
             line.setVisible(bool(np.isfinite(pos)))
             if np.isfinite(pos):
                 line.setPos(pos)
                 # a marker in the right half reads leftwards, so its label stays in the panel
-                anchors = [(1, 0), (1, 0)] if pos > (lo + hi) / 2 else [(0, 0), (0, 0)]
+                leftwards = pos > (lo + hi) / 2
+                anchors = [(1, 0), (1, 0)] if leftwards else [(0, 0), (0, 0)]
                 if line.label.anchors != anchors:
                     line.label.anchors = anchors
                     line.label.updatePosition()
+                if hi > lo and width > 0:
+                    share = (pos - lo) / (hi - lo) if leftwards else (hi - pos) / (hi - lo)
+                    self._fit_label(line.label, text, share * width)
+
+    @staticmethod
+    def _fit_label(label, text: str, room: float) -> None:
+        """The longest form of a round's label that fits `room` pixels beside it: the whole
+        ("round +8 · win 62%"), then its last part ("win 62%"), then nothing but the marker; the
+        whole text stays in the tooltip. On a narrow panel (eight of them at 1366 px) the whole
+        one was cut at the panel's edge. Other labels (an edit, a divergence) keep their words:
+        cut short, they still say more than a bare line."""
+        if " · " not in text:
+            return
+        for form in (text, text.rsplit(" · ", 1)[-1], ""):
+            if label.format != form:
+                label.setFormat(form)
+            if not form or label.boundingRect().width() <= room:
+                return
 
     def _draw_reference(self) -> None:
         if self._ref is None:
@@ -332,7 +363,7 @@ class MetricPlot(QWidget):
             for item in (band.fill, band.upper, band.lower):
                 self.plot_item.removeItem(item)
         for lines in self._events.values():
-            for line, _, _ in lines:
+            for line, *_ in lines:
                 self.plot_item.removeItem(line)
         self._curves.clear()
         self.legend.set_entries([])

@@ -491,3 +491,38 @@ def test_legend_sits_outside_the_data_and_fits_the_width(qtbot):
     for curve in entry.curves:
         curve.setVisible(False)
     assert not entry.shown
+
+
+def test_round_markers_labels_stay_inside_a_narrow_panel(qtbot):
+    # The DPO tab's panels are ~150 px wide at 1366 px: "round +8 · win 56%" at step 30 of 90
+    # was cut at the panel's left edge. A label that does not fit says less, never past the edge.
+    plot = shown_panel(qtbot, MetricPlot("Accuracy", ["dpo/accuracy"]))
+    plot.resize(150, PANEL_H)
+    run = RunSeries()
+    for stop in (30, 60, 90):
+        steps(run, stop - run.n_steps, **{"dpo/accuracy": lambda s: 0.5 + s / 200})
+        if stop < 90:
+            run.add_event(f"round +8 · win {stop + 26}%")
+    plot.set_runs([("live", run, None)])
+    plot.refresh()
+    settle()
+    plot.refresh()   # the marker labels are placed against the view's range as drawn
+    settle()
+    view = plot.plot_item.getViewBox()
+    box = view.mapRectToScene(view.boundingRect())
+    markers = [i for i in plot.plot_item.items if isinstance(i, pg.InfiniteLine) and i.label]
+    assert len(markers) == 2
+    for line in markers:
+        label = line.label
+        assert label.toolTip().startswith("round +8 · win")   # the whole text, on hover
+        if label.toPlainText():
+            rect = label.mapRectToScene(label.boundingRect())
+            assert box.left() - 1 <= rect.left() and rect.right() <= box.right() + 1, \
+                (label.toPlainText(), rect, box)
+    # on a wide panel the whole label fits
+    plot.resize(600, PANEL_H)
+    settle()
+    plot._last_key = None
+    plot.refresh()
+    assert {line.label.toPlainText() for line in markers} == {"round +8 · win 56%",
+                                                              "round +8 · win 86%"}
