@@ -72,6 +72,8 @@ VARIANTS = {
     "all-grow1": {"kl_target_per_round": 1.0},
     "all-grow2": {"kl_target_per_round": 2.0},
     "all-min": {"rm_aggregate": "min"},
+    "all-kl6": {"kl_target": 6.0},   # a wider budget from the start (its wall at 9 nats)
+    "all-lr2e-4": {"lr": 2e-4},
     "all-noscale": {"scale_rewards": "none"},
     # the search for the KL's place and size (single seeds; benchmarks/README.md)
     "before-beta0.2": {**BEFORE_RM, **GRPO_KL, "beta": 0.2},
