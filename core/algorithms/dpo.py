@@ -66,13 +66,19 @@ def plackett_luce_ll(scores: Tensor, ranks: Tensor, valid: Tensor) -> Tensor:
     return terms.sum(dim=-1)
 
 
-def ordered_share(margin: Tensor) -> float:
-    """Share of pairs whose implicit-reward margin orders them as ranked, a tie counting half
-    (as `eval/win_rate`'s ties do): at step 0 the policy is the reference, every margin is 0,
-    and this reads 0.5, chance, where TRL's strict count reads 0. NaN with no pair."""
-    if not margin.numel():
+# Log-ratio gaps (nats) this small are ties: at step 0 the policy's and the reference's log-probs
+# of one response differ by ~1e-6 when they were scored in batches of other widths.
+TIE = 1e-4
+
+
+def ordered_share(gap: Tensor) -> float:
+    """Share of pairs whose implicit-reward gap log pi/pi_ref(preferred) - log pi/pi_ref(other)
+    orders them as ranked, a tie (|gap| <= TIE) counting half, as `eval/win_rate`'s ties do: at
+    step 0 the policy is the reference and this reads 0.5, chance, where TRL's strict count
+    reads 0 (or noise). NaN with no pair."""
+    if not gap.numel():
         return float("nan")
-    return float(((margin > 0).float() + 0.5 * (margin == 0).float()).mean())
+    return float(((gap > TIE).float() + 0.5 * (gap.abs() <= TIE).float()).mean())
 
 
 def dpo_loss(logp: Tensor, logp_ref: Tensor, ranks: Tensor, valid: Tensor, beta: float,
@@ -105,7 +111,7 @@ def dpo_loss(logp: Tensor, logp_ref: Tensor, ranks: Tensor, valid: Tensor, beta:
         worst = valid & (ranks == ranks.masked_fill(~valid, -1).max(dim=1, keepdim=True)[0])
         metrics = {
             "dpo/loss": float(loss.detach()),
-            "dpo/accuracy": ordered_share(margin),
+            "dpo/accuracy": ordered_share(h[row, i] - h[row, j]),
             "dpo/margin": float(margin.mean()) if margin.numel() else float("nan"),
             "dpo/reward_chosen": float(r[best].mean()),
             "dpo/reward_rejected": float(r[worst].mean()),
@@ -353,7 +359,7 @@ class DPO(Objective):
             ref = sequence_logps(trainer.reference, prompts, texts, self.max_new_tokens)
         h = logp - ref.view(2, -1)            # log pi / pi_ref of the response, then the copy
         margin = beta * (h[0] - h[1])
-        return -F.logsigmoid(margin).mean(), ordered_share(margin.detach())
+        return -F.logsigmoid(margin).mean(), ordered_share((h[0] - h[1]).detach())
 
     def heldout_accuracy(self, policy, beta: float) -> float:
         """Share of the held-out rankings' ordered pairs the implicit reward orders right."""

@@ -30,6 +30,8 @@ def test_accuracy_counts_a_tied_margin_half():
     # margins: one right, one tie, one wrong: (1 + 0.5 + 0) / 3
     assert ordered_share(_t([0.3, 0.0, -0.2])) == pytest.approx(0.5)
     assert ordered_share(_t([0.0, 0.0])) == 0.5 and ordered_share(_t([1.0, 2.0])) == 1.0
+    # float noise between two scorings of one response (batches of other widths) is a tie
+    assert ordered_share(_t([3e-6, -2e-6])) == 0.5 and ordered_share(_t([2e-4])) == 1.0
     assert math.isnan(ordered_share(_t([])))
     # through the loss: ranks (1, 2, 3) with implicit rewards (0, 0, -1): pairs 1>2 tie,
     # 1>3 and 2>3 right
@@ -401,3 +403,14 @@ def test_a_rankings_prompt_runs_once_for_all_its_responses_with_the_same_numbers
         once = sequence_logps(policy, prompts, texts, 24, group=ranks.shape[1])
         each = sequence_logps(policy, prompts, texts, 24)
     torch.testing.assert_close(once, each, rtol=1e-5, atol=1e-4)
+
+
+@needs_base
+def test_at_step_0_the_training_and_held_out_accuracies_read_chance():
+    # the reference's log-probs were taken in other batches than the update's, so the gaps are
+    # ~1e-6, not 0: a strict comparison read 0.42-0.67 here
+    for seed in (0, 1, 2):
+        trainer = _trainer(seed=seed)
+        _, metrics = trainer.objective.data_loss(trainer, 0.1)
+        assert metrics["dpo/accuracy"] == 0.5
+        assert metrics["dpo/heldout_accuracy"] == 0.5
