@@ -35,8 +35,9 @@ def main() -> None:
     for item in args.set:
         algo, _, pair = item.partition(":")
         key, eq, value = pair.partition("=")
-        if not eq:
-            p.error(f"--set {item!r}: expected ALGO:KEY=VALUE")
+        if not eq or algo not in args.algos:
+            p.error(f"--set {item!r}: expected ALGO:KEY=VALUE with ALGO one of --algos "
+                    f"({' '.join(args.algos)})")
         changes.setdefault(algo, {})[key] = value
     print("| objective | threads | step s (median) | sampling s | tokens/s | completions |")
     print("|---|---|---|---|---|---|")

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as exporters
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontMetricsF
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.storage import atomic_write
@@ -157,6 +157,7 @@ class MetricPlot(QWidget):
                 if metric in self.band:
                     self._draw_band(label, runs, metric, color)
             self._draw_events(label, runs, color)
+        self._place_events()
         self._draw_reference()
         if self._legend_stale:
             self._legend_stale = False
@@ -281,10 +282,10 @@ class MetricPlot(QWidget):
                 },
             )
             line.label.setFont(style.scaled_font(self, 0.8))
+            line.setToolTip(text)
             line.label.setToolTip(text)
             self.plot_item.addItem(line, ignoreBounds=not last)
             lines.append((line, step, time_s, text))
-        self._place_events()
 
     def _place_events(self, *_) -> None:
         """Each marker at its step (or time), its label reading away from the nearer edge and
@@ -310,17 +311,25 @@ class MetricPlot(QWidget):
     @staticmethod
     def _fit_label(label, text: str, room: float) -> None:
         """The longest form of a round's label that fits `room` pixels beside it: the whole
-        ("round +8 · win 62%"), then its last part ("win 62%"), then nothing but the marker; the
+        ("round +8 · win 62%"), then its last part ("win 62%"), then none, the marker alone; the
         whole text stays in the tooltip. On a narrow panel (eight of them at 1366 px) the whole
         one was cut at the panel's edge. Other labels (an edit, a divergence) keep their words:
-        cut short, they still say more than a bare line."""
+        cut short, they still say more than a bare line. Measured by font metrics, so a label
+        is laid out again only when its form changes (this runs at every change of range)."""
         if " · " not in text:
             return
-        for form in (text, text.rsplit(" · ", 1)[-1], ""):
-            if label.format != form:
-                label.setFormat(form)
-            if not form or label.boundingRect().width() <= room:
-                return
+        metrics = QFontMetricsF(label.textItem.font())
+        pad = label.boundingRect().width() - metrics.horizontalAdvance(label.format) \
+            if label.isVisible() else 8.0   # the box's margins around the text
+        form = next((f for f in (text, text.rsplit(" · ", 1)[-1])
+                     if metrics.horizontalAdvance(f) + pad <= room), "")
+        if not form:
+            if label.isVisible():
+                label.setVisible(False)
+        elif form != label.format or not label.isVisible():
+            label.format = form   # set before it shows: a hidden label ignores setFormat
+            label.setVisible(True)
+            label.valueChanged()
 
     def _draw_reference(self) -> None:
         if self._ref is None:

@@ -505,24 +505,29 @@ def test_round_markers_labels_stay_inside_a_narrow_panel(qtbot):
             run.add_event(f"round +8 · win {stop + 26}%")
     plot.set_runs([("live", run, None)])
     plot.refresh()
-    settle()
-    plot.refresh()   # the marker labels are placed against the view's range as drawn
-    settle()
+    settle()   # the auto-range lands after the refresh: the labels are placed again then
     view = plot.plot_item.getViewBox()
     box = view.mapRectToScene(view.boundingRect())
     markers = [i for i in plot.plot_item.items if isinstance(i, pg.InfiniteLine) and i.label]
     assert len(markers) == 2
     for line in markers:
         label = line.label
-        assert label.toolTip().startswith("round +8 · win")   # the whole text, on hover
-        if label.toPlainText():
+        assert line.toolTip().startswith("round +8 · win")   # the whole text, on hover
+        if label.isVisible():   # a label with no room is hidden, not an empty box
+            assert label.toPlainText()
             rect = label.mapRectToScene(label.boundingRect())
             assert box.left() - 1 <= rect.left() and rect.right() <= box.right() + 1, \
                 (label.toPlainText(), rect, box)
+    # at 150 px a round still says its win rate
+    assert {line.label.toPlainText() for line in markers if line.label.isVisible()} \
+        & {"win 56%", "win 86%"}
     # on a wide panel the whole label fits
     plot.resize(600, PANEL_H)
     settle()
-    plot._last_key = None
-    plot.refresh()
+    assert all(line.label.isVisible() for line in markers)
     assert {line.label.toPlainText() for line in markers} == {"round +8 · win 56%",
                                                               "round +8 · win 86%"}
+    # and in a panel too small for even "win 56%", the markers stand alone
+    plot.resize(90, PANEL_H)
+    settle()
+    assert not any(line.label.isVisible() for line in markers)
