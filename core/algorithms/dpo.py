@@ -158,6 +158,19 @@ def sequence_logps(model, prompts: list[str], texts: list[str], max_new_tokens: 
     return (total, mask[:, start:].sum(dim=-1)) if with_lengths else total
 
 
+def freeze_below(policy, top: int) -> None:
+    """`dpo_blocks`: only the top `top` blocks and the final LayerNorm keep learning; the
+    embeddings (and so the tied head) and the blocks below stay the base model's. With fewer
+    blocks than `top`, the whole model learns."""
+    n = len(policy.blocks)
+    learning = {id(p) for b in list(policy.blocks)[max(0, n - top):] for p in b.parameters()}
+    learning |= {id(p) for p in policy.ln_f.parameters()}
+    if top >= n:
+        return
+    for p in policy.parameters():
+        p.requires_grad_(id(p) in learning)
+
+
 def best_of(ranks: Tensor, valid: Tensor) -> Tensor:
     """[N, K] bool: each ranking's best responses (rank 1, ties all of them)."""
     return valid & (ranks == ranks.masked_fill(~valid, 1 << 30).min(dim=1, keepdim=True)[0])
@@ -238,6 +251,8 @@ class DPO(Objective):
         self.train, self.held = split_by_prompt(rankings, HOLDOUT,
                                                 np.random.default_rng(cfg.seed + 5))
         self.max_new_tokens = trainer.max_new_tokens
+        if cfg.dpo_blocks:
+            freeze_below(trainer.policy, cfg.dpo_blocks)
         self.policy, self.reference = trainer.policy, trainer.reference
         # the reference never changes: its log-probs are computed once, here
         self.train_ref = self._logps(trainer.reference, self.train)

@@ -113,7 +113,7 @@ def test_the_rank_tab_offers_dpo_on_the_same_rankings_for_the_next_run(window, q
     cfg = window.panel.config()
     assert (cfg.algo, cfg.dpo_data, cfg.reward_source) == ("dpo", "stored", "true")
     assert set(cfg.dpo_sources.split(",")) == set(box.sources) - {"simulated"}
-    assert cfg.lr == 1e-5 and cfg.beta == 0.1          # DPO's own defaults, not GRPO's
+    assert cfg.lr == 5e-5 and cfg.beta == 0.1          # DPO's own defaults, not GRPO's
     assert cfg.dpo_loss == "ipo"                        # the loss that does best from few
     assert "DPO" in window.status_text.text()
     for source in box.sources.values():

@@ -414,3 +414,30 @@ def test_at_step_0_the_training_and_held_out_accuracies_read_chance():
         _, metrics = trainer.objective.data_loss(trainer, 0.1)
         assert metrics["dpo/accuracy"] == 0.5
         assert metrics["dpo/heldout_accuracy"] == 0.5
+
+
+@needs_base
+@pytest.mark.parametrize("blocks", [1, 0])
+def test_dpo_blocks_trains_the_top_blocks_and_leaves_the_rest_as_the_base_model(blocks):
+    trainer = _trainer(dpo_blocks=blocks, steps=2)
+    policy = trainer.policy
+    before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+    trainer.step()
+    trainer.step()
+    moved = {name for name, p in policy.named_parameters() if not torch.equal(p, before[name])}
+    n = len(policy.blocks)
+    top = {name for name in before if name.startswith(f"blocks.{n - 1}.")}
+    if blocks:
+        assert top <= moved                                     # the whole top block learns
+        assert moved <= top | {"ln_f.weight", "ln_f.bias"}      # and nothing below it, nor wte
+    else:
+        assert "wte.weight" in moved and any(name.startswith("blocks.0.") for name in moved)
+
+
+def test_a_dpo_run_saved_before_dpo_blocks_goes_on_training_the_whole_model():
+    from core.config import RunConfig
+
+    saved = RunConfig.for_algo("dpo").to_dict()
+    del saved["dpo_blocks"]
+    assert RunConfig.from_dict(saved, algo_defaults=False).dpo_blocks == 0
+    assert RunConfig.for_algo("dpo").dpo_blocks == 1
