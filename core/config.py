@@ -259,7 +259,7 @@ class RunConfig:
                          algos=("dpo",), group="dpo")
     # From 30 rankings DPO's implicit reward stayed at chance on held-out prompts (0.46-0.66)
     # and the true reward fell; from 300 it reached 0.70 and the true reward rose (+0.17 in
-    # 150 steps at lr 1e-5): docs/human_feedback.md, "DPO".
+    # 150 steps at lr 1e-5, the whole model): docs/human_feedback.md, "DPO".
     dpo_rankings: int = knob(300, "With dpo_data=simulated: how many rankings (of rm_k "
                              "responses) the annotator gives.", min=2, max=100_000,
                              algos=("dpo",), group="dpo")
@@ -277,8 +277,8 @@ class RunConfig:
     # read, as the reward model's frozen trunk does: from 30 rankings, IPO at 5 seeds went from
     # win 0.51-0.64 / 80-86 % real sentences to 0.61-0.67 / 87-90 %, sigmoid DPO from 0.33 /
     # 49-62 % to 0.52-0.58 / 79-85 % (2 seeds), and from 300 simulated rankings the true reward
-    # gained +0.26 against +0.18; a step costs a quarter less (benchmarks/README.md, "DPO on the
-    # top block").
+    # gained +0.26 against +0.18; a step costs a quarter less (benchmarks/README.md, "Two
+    # routes, same rankings").
     dpo_blocks: int = knob(1, "Train only the policy's top N transformer blocks (and its final "
                            "LayerNorm), the rest as the base model has them, as the reward "
                            "model's members do; 0 = the whole model (then lower the learning "
