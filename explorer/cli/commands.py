@@ -110,6 +110,18 @@ def build_config(args):
     return RunConfig.from_dict(base)
 
 
+def unused_settings(args, cfg) -> list[str]:
+    """A note for each `--set` the run's objective does not read (`dpo_blocks` on a GRPO run):
+    it is kept, as a config file's would be, but a person who typed it expects it to act."""
+    notes = []
+    for item in args.set:
+        key = item.partition("=")[0].strip()
+        algos = FIELDS[key].metadata["algos"]
+        if cfg.algo not in algos:
+            notes.append(f"note: {key} is for {', '.join(algos)} only; {cfg.algo} ignores it")
+    return notes
+
+
 def list_settings(cfg=None) -> str:
     """Every setting with the value `cfg` (the objective's and task's defaults plus what was
     given) would use, its range and help; where that is not the generic default, says why."""
@@ -164,6 +176,8 @@ def cmd_train(args) -> int:
             raise UsageError(f"{'--from-step' if args.from_step is not None else '--yes'} goes "
                              "with --resume RUN_ID")
         cfg = build_config(args)   # bad settings are refused before any folder is made
+        for note in unused_settings(args, cfg):
+            print(note, file=sys.stderr)
         store = open_store(args)
     control = RunControl(cfg)
     bar = None if args.quiet else ProgressLine(cfg.steps, first=plan.step if plan else 0)

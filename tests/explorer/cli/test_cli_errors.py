@@ -164,6 +164,14 @@ def test_the_done_line_keeps_the_data_dir_flag(tmp_path, capsys):
     assert f"rlhf-explorer metrics {out.split()[1]} --data-dir {tmp_path}" in out
 
 
+def test_a_setting_the_objective_does_not_read_gets_a_note(tmp_path, capsys):
+    assert main(["train", "--task", "arithmetic", "--algo", "grpo", "--steps", "1", "--quiet",
+                 "--data-dir", str(tmp_path), "--set", "prompts_per_step=2", "--set",
+                 "group_size=2", "--set", "dpo_blocks=2"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == ["note: dpo_blocks is for dpo only; grpo ignores it"]
+
+
 def test_list_settings_shows_what_the_chosen_objective_uses(capsys):
     assert main(["train", "--algo", "ppo", "--list-settings"]) == 0
     text = capsys.readouterr().out
