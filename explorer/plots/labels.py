@@ -270,8 +270,15 @@ class EmptyNote:
         self._view = view = plot.getViewBox()
         self._shown: bool | None = None
         self.item = pg.TextItem(text, anchor=(0.5, 0.5))
+        # Wrapped to the panel and centred line by line: on one of eight panels at 1366 px,
+        # "waiting for the first step…" on one line was cut at both edges.
+        document = self.item.textItem.document()
+        option = document.defaultTextOption()
+        option.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        document.setDefaultTextOption(option)
         view.addItem(self.item, ignoreBounds=True)
         view.sigRangeChanged.connect(self._centre)
+        view.sigResized.connect(self._centre)
 
     @property
     def text(self) -> str | None:
@@ -292,5 +299,8 @@ class EmptyNote:
 
     def _centre(self, *_: object) -> None:
         if self.item.isVisible():
+            width = max(40.0, self._view.width() - 8)
+            if self.item.textItem.textWidth() != width:
+                self.item.setTextWidth(width)
             (x0, x1), (y0, y1) = self._view.viewRange()
             self.item.setPos((x0 + x1) / 2, (y0 + y1) / 2)

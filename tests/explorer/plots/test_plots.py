@@ -531,3 +531,16 @@ def test_round_markers_labels_stay_inside_a_narrow_panel(qtbot):
     plot.resize(90, PANEL_H)
     settle()
     assert not any(line.label.isVisible() for line in markers)
+
+
+def test_the_empty_note_wraps_inside_a_narrow_panel(qtbot):
+    # "waiting for the first step…" on one line was cut at both edges of a 150-px panel
+    plot = shown_panel(qtbot, MetricPlot("Reward", ["reward/mean"]))
+    plot.resize(150, PANEL_H)
+    settle()
+    note = plot._empty.item
+    assert plot.empty_text() == EMPTY_TEXT
+    view = plot.plot_item.getViewBox()
+    box = view.mapRectToScene(view.boundingRect())
+    rect = note.mapRectToScene(note.boundingRect())
+    assert box.left() - 1 <= rect.left() and rect.right() <= box.right() + 1, (rect, box)
