@@ -72,6 +72,7 @@ VARIANTS = {
     "all-grow1": {"kl_target_per_round": 1.0},
     "all-grow2": {"kl_target_per_round": 2.0},
     "all-min": {"rm_aggregate": "min"},
+    "all-mean": {"rm_aggregate": "mean"},   # no spread penalty: the members' plain mean
     "all-kl6": {"kl_target": 6.0},   # a wider budget from the start (its wall at 9 nats)
     "all-lr2e-4": {"lr": 2e-4},
     "all-noscale": {"scale_rewards": "none"},
@@ -131,7 +132,7 @@ def store_rankings(folder, judge, seed, task, base, n=30, k=4) -> None:
 
 def one(args, judge, seed, variant, overrides, task, base):
     with tempfile.TemporaryDirectory() as d:
-        store_rankings(d, judge, seed, task, base)
+        store_rankings(d, judge, seed, task, base, n=args.rankings)
         cfg = RunConfig.for_algo(args.algo, task=task.name, reward_source="learned",
                                  reward_model="mine", steps=args.steps, seed=seed, **overrides)
         t0 = time.perf_counter()
@@ -169,6 +170,25 @@ def one(args, judge, seed, variant, overrides, task, base):
                     round_wins=",".join(f"{x:.2f}" for x in series["eval/win_rate"]))
 
 
+KL_OF_LEARNED = ("kl_in", "kl_estimator", "kl_controller", "beta", "kl_target", "beta_min")
+
+
+def ceiling(args, seed, task):
+    """The same run on the task's own reward (a perfect reward model of the annotator's taste),
+    with the learned source's KL to the reference: how far the budget alone lets the true reward
+    climb in args.steps steps. (true 0-9, true 130-149, KL of the last 20 steps)"""
+    learned = RunConfig.for_algo(args.algo, task=task.name, reward_source="learned")
+    cfg = RunConfig.for_algo(args.algo, task=task.name, reward_source="true", steps=args.steps,
+                             seed=seed, **{k: getattr(learned, k) for k in KL_OF_LEARNED})
+    with tempfile.TemporaryDirectory() as d:
+        store = RunStore(d)
+        run_id, _ = train_and_record(cfg, store)
+        true = store.metric_series(run_id, "reward/true_mean")[1]
+        kl = store.metric_series(run_id, "kl/mean")[1]
+        store.close()
+    return true[:10].mean(), true[-20:].mean(), kl[-20:].mean()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--judges", nargs="+", default=["annotator", "calm", "critic"],
@@ -182,14 +202,30 @@ def main() -> None:
     p.add_argument("--unsure", type=float, default=0.0,
                    help="feedback_unsure: also ask when the disagreement ratio passes this")
     p.add_argument("--algo", default="grpo")
+    p.add_argument("--rankings", type=int, default=30,
+                   help="groups of 4 base samples the judge ranks first (the goals' 30; more "
+                        "shows what a better reward model would buy)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="instead: the task's own reward under the learned source's KL settings "
+                        "(a perfect reward model), true reward per seed")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", metavar="FILE", help="append each run's numbers, one JSON a line "
                    "(benchmarks/two_routes_figure.py draws them beside DPO's)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task("sentiment")
+    if args.ceiling:
+        print(f"# {args.algo}, {args.steps} steps, the task's own reward, the learned source's KL")
+        print("| seed | true 0–9 → 130–149 | gain | KL, last 20 steps |\n|---|---|---|---|")
+        gains = []
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            t0, t1, kl = ceiling(args, seed, task)
+            gains.append(t1 - t0)
+            print(f"| {seed} | {t0:+.2f} → {t1:+.2f} | {t1 - t0:+.2f} | {kl:.1f} |", flush=True)
+        print(f"| mean | | {np.mean(gains):+.2f} (worst {min(gains):+.2f}) | |")
+        return
     base, _ = load_checkpoint(default_checkpoint("sentiment"))
-    print(f"# {args.algo}, {args.steps} steps, 30 rankings of 4"
+    print(f"# {args.algo}, {args.steps} steps, {args.rankings} rankings of 4"
           f"{f', up to {args.rounds} rounds of 8' if args.rounds else ''}, "
           f"{torch.get_num_threads()} threads")
     print("| judge | variant | seed | true 0–9 → 130–149 (min 10-step) | win | real | bo8 win "
