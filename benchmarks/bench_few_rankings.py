@@ -73,6 +73,7 @@ VARIANTS = {
     "all-grow2": {"kl_target_per_round": 2.0},
     "all-min": {"rm_aggregate": "min"},
     "all-mean": {"rm_aggregate": "mean"},   # no spread penalty: the members' plain mean
+    "all-members8": {"rm_members": 8},
     "all-kl6": {"kl_target": 6.0},   # a wider budget from the start (its wall at 9 nats)
     "all-lr2e-4": {"lr": 2e-4},
     "all-noscale": {"scale_rewards": "none"},
