@@ -174,16 +174,18 @@ def one(args, judge, seed, variant, overrides, task, base):
 KL_OF_LEARNED = ("kl_in", "kl_estimator", "kl_controller", "beta", "kl_target", "beta_min")
 
 
-def ceiling(args, seed, task):
+def perfect_reward(args, seed, task):
     """The same run on the task's own reward (a perfect reward model of the annotator's taste),
-    with the learned source's KL to the reference: how far the budget alone lets the true reward
-    climb in args.steps steps. (true 0-9, true 130-149, KL of the last 20 steps)"""
+    with the learned source's KL to the reference: a reference for how far the true reward
+    climbs in args.steps steps under those settings. (true 0-9, true 130-149, KL of the last 20)"""
     learned = RunConfig.for_algo(args.algo, task=task.name, reward_source="learned")
     cfg = RunConfig.for_algo(args.algo, task=task.name, reward_source="true", steps=args.steps,
                              seed=seed, **{k: getattr(learned, k) for k in KL_OF_LEARNED})
     with tempfile.TemporaryDirectory() as d:
         store = RunStore(d)
-        run_id, _ = train_and_record(cfg, store)
+        run_id, status = train_and_record(cfg, store)
+        if status != "finished":
+            raise SystemExit(f"seed {seed}: the run ended {status!r}, not finished")
         true = store.metric_series(run_id, "reward/true_mean")[1]
         kl = store.metric_series(run_id, "kl/mean")[1]
         store.close()
@@ -206,21 +208,22 @@ def main() -> None:
     p.add_argument("--rankings", type=int, default=30,
                    help="groups of 4 base samples the judge ranks first (the goals' 30; more "
                         "shows what a better reward model would buy)")
-    p.add_argument("--ceiling", action="store_true",
-                   help="instead: the task's own reward under the learned source's KL settings "
-                        "(a perfect reward model), true reward per seed")
+    p.add_argument("--perfect-reward", action="store_true",
+                   help="instead: the task's own reward (a perfect reward model) under the "
+                        "learned source's KL settings, true reward per seed; reads --seeds, "
+                        "--first-seed, --steps, --algo and --threads only")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", metavar="FILE", help="append each run's numbers, one JSON a line "
                    "(benchmarks/two_routes_figure.py draws them beside DPO's)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     task = get_task("sentiment")
-    if args.ceiling:
+    if args.perfect_reward:
         print(f"# {args.algo}, {args.steps} steps, the task's own reward, the learned source's KL")
         print("| seed | true 0–9 → 130–149 | gain | KL, last 20 steps |\n|---|---|---|---|")
         gains = []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            t0, t1, kl = ceiling(args, seed, task)
+            t0, t1, kl = perfect_reward(args, seed, task)
             gains.append(t1 - t0)
             print(f"| {seed} | {t0:+.2f} → {t1:+.2f} | {t1 - t0:+.2f} | {kl:.1f} |", flush=True)
         print(f"| mean | | {np.mean(gains):+.2f} (worst {min(gains):+.2f}) | |")

@@ -3,14 +3,15 @@
     .venv/bin/python benchmarks/bench_rm_bias.py                       # 3 judges x seeds 0-2
     .venv/bin/python benchmarks/bench_rm_bias.py --judges annotator --seeds 1 --rankings 300
 
-For each judge and seed: the judge ranks 30 groups of 4 base-model samples (as in
+For each judge and seed: the judge ranks `--rankings` (30) groups of 4 base-model samples (as in
 bench_few_rankings.py), `rlhf-explorer rm train`'s code trains the default ensemble on them, and
-on 200 fresh groups of base samples (prompts none of the rankings had) it reports:
+on 200 new groups of base samples (new draws; most of their prompts recur, the task has few) it
+reports:
 - `agree`: the share of the judge's strictly ordered pairs the reward model orders the same way;
 - `agree real`: the same over pairs of two real sentences;
 - `r(taste)` and `r(length)`: among real sentences, the correlation of the model's score with
-  the judge's taste and with the response's length in characters (the judges' own tastes
-  correlate with length at -0.11 to +0.06 there);
+  the judge's taste and with the response's length in characters (the judges' own correlation
+  with length is printed first);
 - `real > broken`: the share of (real, broken) pairs the model orders real first.
 Then the model's scores of a few probe reviews of "the film", beside the task's true reward.
 
@@ -70,9 +71,13 @@ def main() -> None:
     length = np.array([len(t) for t in texts], dtype=float)
     valid = np.array([judges.real(p, t) is not None
                       for p, t in zip(prompts, texts, strict=True)])
-    print(f"# {args.rankings} rankings of 4; 200 fresh groups; real sentences "
+    print(f"# {args.rankings} rankings of 4; 200 new groups; real sentences "
           f"{length[valid].mean():.1f} characters long on average, broken ones "
           f"{length[~valid].mean():.1f}")
+    for judge in args.judges:
+        own = np.array([judges.taste(judge, p, t) for p, t in zip(prompts, texts, strict=True)])
+        print(f"# {judge}'s own taste against length, real sentences: "
+              f"r = {np.corrcoef(own[valid], length[valid])[0, 1]:+.2f}")
     print("| judge | seed | agree | agree real | r(taste) | r(length) | real > broken | "
           + " | ".join(f"`{x.strip()}` (true {task.true_rewards(['the film'], [x])[0]:+.2f})"
                        for x in PROBES) + " |")
