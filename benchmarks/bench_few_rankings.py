@@ -216,6 +216,8 @@ def main() -> None:
     p.add_argument("--json", metavar="FILE", help="append each run's numbers, one JSON a line "
                    "(benchmarks/two_routes_figure.py draws them beside DPO's)")
     args = p.parse_args()
+    if args.rankings < 2:
+        p.error(f"--rankings needs at least 2 groups, got {args.rankings}")
     torch.set_num_threads(args.threads)
     task = get_task("sentiment")
     if args.perfect_reward:

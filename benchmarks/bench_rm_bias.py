@@ -60,6 +60,8 @@ def main() -> None:
     p.add_argument("--rankings", type=int, default=30)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
+    if args.rankings < 2:
+        p.error(f"--rankings needs at least 2 groups, got {args.rankings}")
     torch.set_num_threads(args.threads)
     task = get_task("sentiment")
     base, _ = load_checkpoint(default_checkpoint("sentiment"))
